@@ -1,0 +1,93 @@
+"""HTTP edges of the auth service: parse, call the service, render."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from services.auth.keys import AUTH_SERVICE, TOKEN_ISSUER
+from services.auth.schemas import (
+    RegistrationInput,
+    SessionInput,
+    TokenAttributes,
+    TokenDocument,
+    TokenResource,
+    UserAttributes,
+    UserDocument,
+    UserResource,
+)
+from shared.http import IDENTITY, JSONAPI, JSONAPI_CONTENT_TYPE, REQUEST_ID, json_response
+
+routes = web.RouteTableDef()
+
+M = TypeVar("M", bound=BaseModel)
+
+_JSON_TYPES = {"application/json", JSONAPI_CONTENT_TYPE}
+_POINTER_BASE = "/data/attributes"
+
+
+class MalformedBody(Exception):
+    """The body is not a form or a JSON object."""
+
+
+async def _attributes(request: web.Request) -> dict[str, Any]:
+    """Form fields, a flat JSON object, or a JSON:API document's `data.attributes`."""
+    if request.content_type in _JSON_TYPES:
+        try:
+            body = json.loads(await request.read() or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise MalformedBody("Request body is not valid JSON") from exc
+        if not isinstance(body, dict):
+            raise MalformedBody("Request body must be a JSON object")
+        data = body.get("data")
+        if isinstance(data, dict) and isinstance(data.get("attributes"), dict):
+            return dict(data["attributes"])
+        return body
+    form = await request.post()
+    return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+async def _parse(request: web.Request, model: type[M]) -> M:
+    return model.model_validate(await _attributes(request))
+
+
+@routes.post("/api/v1/users/registration")
+async def register(request: web.Request) -> web.Response:
+    try:
+        data = await _parse(request, RegistrationInput)
+    except ValidationError as exc:
+        return JSONAPI.validation_error(exc, location=_POINTER_BASE)
+    user = await request.app[AUTH_SERVICE].register(data, correlation_id=request[REQUEST_ID])
+    document = UserDocument(
+        data=UserResource(id=user.id, attributes=UserAttributes(email=user.email))
+    )
+    return json_response(document, status=201, content_type=JSONAPI_CONTENT_TYPE)
+
+
+@routes.post("/api/v1/users/session")
+async def create_session(request: web.Request) -> web.Response:
+    try:
+        data = await _parse(request, SessionInput)
+    except ValidationError as exc:
+        return JSONAPI.validation_error(exc, location=_POINTER_BASE)
+    token = await request.app[AUTH_SERVICE].sign_in(
+        data, client_address=request[IDENTITY].client_address
+    )
+    document = TokenDocument(
+        data=TokenResource(
+            id=token.issued_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            attributes=TokenAttributes(access=token.access),
+        )
+    )
+    return json_response(document, status=201, content_type=JSONAPI_CONTENT_TYPE)
+
+
+@routes.get("/.well-known/jwks.json")
+async def jwks(request: web.Request) -> web.Response:
+    """The public keys that verify access tokens (fetched by the gateway)."""
+    return web.json_response(
+        request.app[TOKEN_ISSUER].jwks(), headers={"Cache-Control": "public, max-age=300"}
+    )

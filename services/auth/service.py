@@ -1,0 +1,91 @@
+"""Registration and sign-in: the auth domain, free of HTTP and AMQP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+
+from services.auth.errors import InvalidCredentials, TooManyAttempts
+from services.auth.passwords import PasswordHasher
+from services.auth.repository import LoginAttemptRepository, User, UserRepository, email_key
+from services.auth.schemas import RegistrationInput, SessionInput
+from services.auth.token_issuer import TokenIssuer
+from shared.events import Envelope, UserRegistered
+from shared.outbox import OutboxRelay
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class LoginLimits:
+    per_email: int
+    per_address: int
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    access: str
+    issued_at: datetime
+
+
+class AuthService:
+    def __init__(
+        self,
+        users: UserRepository,
+        attempts: LoginAttemptRepository,
+        hasher: PasswordHasher,
+        issuer: TokenIssuer,
+        outbox: OutboxRelay,
+        limits: LoginLimits,
+    ) -> None:
+        self._users = users
+        self._attempts = attempts
+        self._hasher = hasher
+        self._issuer = issuer
+        self._outbox = outbox
+        self._limits = limits
+
+    async def register(self, data: RegistrationInput, *, correlation_id: str | None) -> User:
+        user = User(
+            id=self._users.new_id(),
+            email=data.email,
+            password_hash=await self._hasher.hash(data.password),
+        )
+        event = Envelope.wrap(
+            UserRegistered(user_id=user.id, email=user.email), correlation_id=correlation_id
+        )
+        await self._users.insert(user, [event])
+        try:
+            await self._outbox.flush(self._users.document_id(user.id))
+        except Exception:
+            # The user is stored with the event in its outbox: the relay publishes it later.
+            log.warning(
+                "user.registered left in the outbox for the relay", user_id=user.id, exc_info=True
+            )
+        return user
+
+    async def sign_in(self, data: SessionInput, *, client_address: str | None) -> IssuedToken:
+        """Check the password and issue a token, within the per-email and per-address limits.
+
+        Every attempt counts against the address; only failures count against the
+        email, so its owner is not locked out by signing in often.
+        """
+        key = email_key(data.email)
+        if client_address:
+            by_address = await self._attempts.increment("address", client_address)
+            if by_address.count > self._limits.per_address:
+                raise TooManyAttempts(by_address.retry_after_seconds)
+        failures = await self._attempts.count("email", key)
+        if failures.count >= self._limits.per_email:
+            raise TooManyAttempts(failures.retry_after_seconds)
+        user = await self._users.find_by_email(data.email)
+        if (
+            not await self._hasher.verify(data.password, user.password_hash if user else None)
+            or user is None
+        ):
+            await self._attempts.increment("email", key)
+            raise InvalidCredentials
+        token, issued_at = self._issuer.issue(user.id)
+        return IssuedToken(access=token, issued_at=datetime.fromtimestamp(issued_at, UTC))

@@ -1,0 +1,53 @@
+"""The gateway's app factory: the only public port of Kino."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from services.gateway.keys import HTTP_SESSION, IDENTITY_SIGNER, SETTINGS, TOKEN_VERIFIER
+from services.gateway.routes import routes
+from services.gateway.settings import GatewaySettings
+from services.gateway.token_verifier import JwksTokenVerifier
+from shared.app_factory import new_service_app
+from shared.identity import IdentitySigner
+from shared.keys import READINESS
+
+SERVICE = "gateway"
+
+
+def create_app(settings: GatewaySettings) -> web.Application:
+    # Bodies are streamed by the proxy, which enforces its own limits.
+    app = new_service_app(settings, errors={}, verify_identity=False)
+    app[SETTINGS] = settings
+    app[IDENTITY_SIGNER] = IdentitySigner(settings.internal_secret.get_secret_value())
+
+    async def http_session(app: web.Application) -> AsyncIterator[None]:
+        connector = aiohttp.TCPConnector(limit=256, limit_per_host=128, keepalive_timeout=30)
+        async with aiohttp.ClientSession(
+            connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
+        ) as session:
+            app[HTTP_SESSION] = session
+            verifier = JwksTokenVerifier(
+                session,
+                settings.auth_url.rstrip("/") + "/.well-known/jwks.json",
+                min_refresh_seconds=settings.gateway_jwks_min_refresh_seconds,
+            )
+            app[TOKEN_VERIFIER] = verifier
+            app[READINESS].add("auth-keys", verifier.ensure_keys)
+            app[READINESS].add("catalog", lambda: _healthy(session, settings.catalog_url))
+            yield
+
+    app.cleanup_ctx.append(http_session)
+    app.add_routes(routes)
+    return app
+
+
+async def _healthy(session: aiohttp.ClientSession, base_url: str) -> bool:
+    try:
+        async with session.get(base_url.rstrip("/") + "/health") as response:
+            return response.status == 200
+    except aiohttp.ClientError:
+        return False

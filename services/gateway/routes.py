@@ -1,0 +1,99 @@
+"""The gateway's public edge: its own health check, then authenticate-and-forward."""
+
+from __future__ import annotations
+
+import aiohttp
+from aiohttp import web
+
+from services.gateway.keys import HTTP_SESSION, IDENTITY_SIGNER, SETTINGS, TOKEN_VERIFIER
+from services.gateway.proxy import Forwarding, Limits, forward
+from services.gateway.routing import Access, Route, Upstream, match
+from services.gateway.schemas import HealthCheck
+from services.gateway.settings import GatewaySettings
+from services.gateway.token_verifier import InvalidToken
+from shared.http import REQUEST_ID, json_response, style_for_path
+from shared.identity import Identity
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/health_check")
+async def health_check(_: web.Request) -> web.Response:
+    return json_response(HealthCheck())
+
+
+@routes.get("/")
+async def redirect_to_health_check(_: web.Request) -> web.Response:
+    raise web.HTTPTemporaryRedirect("/health_check")
+
+
+def bearer_token(request: web.Request) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, '' for any other form."""
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else ""
+
+
+def client_address(request: web.Request, trusted_hops: int) -> str:
+    """The caller's address; with trusted proxies in front, taken from `X-Forwarded-For`."""
+    remote = request.remote or "unknown"
+    if trusted_hops == 0:
+        return remote
+    hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
+    return hops[-trusted_hops] if len(hops) >= trusted_hops else remote
+
+
+def _upstream_url(settings: GatewaySettings, route: Route, request: web.Request) -> str:
+    base = settings.auth_url if route.upstream is Upstream.AUTH else settings.catalog_url
+    return base.rstrip("/") + request.rel_url.raw_path
+
+
+def _limits(settings: GatewaySettings, route: Route) -> Limits:
+    read = (
+        settings.gateway_upload_timeout_seconds
+        if route.upload
+        else settings.gateway_upstream_timeout_seconds
+    )
+    return Limits(
+        max_body_bytes=(
+            settings.gateway_max_upload_bytes if route.upload else settings.gateway_max_body_bytes
+        ),
+        timeout=aiohttp.ClientTimeout(
+            total=None, sock_connect=settings.gateway_connect_timeout_seconds, sock_read=read
+        ),
+    )
+
+
+async def proxy(request: web.Request) -> web.StreamResponse:
+    style = style_for_path(request.path)
+    route = match(request.path)
+    if route is None:
+        return style.error(404, "Not Found")
+    user_id: str | None = None
+    if route.access is not Access.PUBLIC:
+        token = bearer_token(request)
+        if (token is None and route.access is Access.REQUIRED) or token == "":
+            return style.unauthenticated()
+        if token:
+            try:
+                user_id = await request.app[TOKEN_VERIFIER].verify(token)
+            except InvalidToken:
+                return style.unauthenticated()
+    settings = request.app[SETTINGS]
+    address = client_address(request, settings.gateway_trusted_proxy_hops)
+    assertion = request.app[IDENTITY_SIGNER].sign(
+        Identity(user_id=user_id, client_address=address, request_id=request[REQUEST_ID])
+    )
+    return await forward(
+        request,
+        request.app[HTTP_SESSION],
+        _upstream_url(settings, route, request),
+        Forwarding(assertion, request[REQUEST_ID], address),
+        _limits(settings, route),
+        style,
+    )
+
+
+routes.route("*", "/{tail:.*}")(proxy)

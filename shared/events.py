@@ -1,0 +1,147 @@
+"""Every event Kino publishes: the envelope and one frozen pydantic model per type.
+
+The routing key of a message is its event type (`video.uploaded`). Models are
+validated on publish and on consume; consumers ignore unknown fields so that a
+producer can add fields without breaking older consumers (bump `version` for
+changes that are not additive).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Event(BaseModel):
+    """Base of every event's `data`."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    event_type: ClassVar[str]
+    event_version: ClassVar[int] = 1
+
+
+class Envelope(BaseModel):
+    """What travels on the wire: metadata plus the event's `data`."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    type: str
+    version: int
+    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    correlation_id: str | None = None
+    data: dict[str, Any]
+
+    @classmethod
+    def wrap(cls, event: Event, *, correlation_id: str | None) -> Envelope:
+        return cls(
+            type=event.event_type,
+            version=event.event_version,
+            correlation_id=correlation_id,
+            data=event.model_dump(mode="json"),
+        )
+
+
+class UserRegistered(Event):
+    event_type = "user.registered"
+
+    user_id: str
+    email: str
+
+
+class VideoUploaded(Event):
+    """An upload reached object storage; the transcoder should process it."""
+
+    event_type = "video.uploaded"
+
+    video_id: str
+    user_id: str
+    object_key: str
+    file_name: str
+    content_type: str
+
+
+class VideoProcessed(Event):
+    event_type = "video.processed"
+
+    video_id: str
+    duration_seconds: float
+    size_in_bytes: int
+    video_type: str
+    playback_key: str
+    thumbnail_key: str
+
+
+class VideoFailed(Event):
+    event_type = "video.failed"
+
+    video_id: str
+    failure_reason: str
+
+
+class VideoDeleted(Event):
+    """The owner deleted a video; every stored object under these keys goes."""
+
+    event_type = "video.deleted"
+
+    video_id: str
+    object_keys: list[str]
+
+
+class TrimRequested(Event):
+    event_type = "trim.requested"
+
+    request_id: str
+    video_id: str
+    user_id: str
+    source_key: str
+    start_seconds: float = Field(ge=0)
+    duration_seconds: float = Field(gt=0)
+
+
+class TrimCompleted(Event):
+    event_type = "trim.completed"
+
+    request_id: str
+    video_id: str
+    clip_key: str
+    duration_seconds: float
+
+
+class TrimFailed(Event):
+    event_type = "trim.failed"
+
+    request_id: str
+    video_id: str
+    failure_reason: str
+
+
+class JobProgressed(Event):
+    """Progress of a long media job, for observers; nothing depends on it."""
+
+    event_type = "job.progressed"
+
+    job: Literal["video", "trim"]
+    id: str
+    stage: str
+    fraction: float = Field(ge=0, le=1)
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    model.event_type: model
+    for model in (
+        UserRegistered,
+        VideoUploaded,
+        VideoProcessed,
+        VideoFailed,
+        VideoDeleted,
+        TrimRequested,
+        TrimCompleted,
+        TrimFailed,
+        JobProgressed,
+    )
+}

@@ -1,0 +1,270 @@
+"""HTTP edges shared by every service: the two API error styles, request ids, identity.
+
+Kino serves two API surfaces with different error bodies:
+
+* the hosting API (`/video/...`, `/health_check`): FastAPI style, `{"detail": "..."}`
+  and validation errors as `{"detail": [{"loc", "msg", "type"}]}`;
+* the trimming API (`/api/...`): JSON:API, `{"errors": [{"detail", "source"}],
+  "jsonapi": {"version": "1.0"}}` with content type `application/vnd.api+json`.
+
+`ErrorStyle` renders both from pydantic models; `error_middleware` maps a
+service's domain errors to status codes with one table.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import structlog
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from shared.identity import IDENTITY_HEADER, Identity, IdentityVerifier, InvalidIdentity
+
+log = structlog.get_logger(__name__)
+
+JSONAPI_CONTENT_TYPE = "application/vnd.api+json"
+REQUEST_ID_HEADER = "X-Request-Id"
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
+
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
+IDENTITY: web.RequestKey[Identity] = web.RequestKey("identity", Identity)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+# -- bodies --------------------------------------------------------------------
+
+
+class HTTPErrorBody(BaseModel):
+    detail: str
+
+
+class ValidationErrorItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class HTTPValidationError(BaseModel):
+    detail: list[ValidationErrorItem]
+
+
+class JsonApiVersion(BaseModel):
+    version: str = "1.0"
+
+
+class JsonApiErrorSource(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    pointer: str | None = None
+    parameter: str | None = None
+
+
+class JsonApiError(BaseModel):
+    detail: str
+    source: JsonApiErrorSource = JsonApiErrorSource()
+
+
+class JsonApiErrorDocument(BaseModel):
+    errors: list[JsonApiError]
+    jsonapi: JsonApiVersion = JsonApiVersion()
+
+
+def json_response(
+    body: BaseModel,
+    *,
+    status: int = 200,
+    content_type: str = "application/json",
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    """Render a pydantic model; `None` fields are left out, as the seeds show them."""
+    return web.Response(
+        body=body.model_dump_json(exclude_none=True).encode(),
+        status=status,
+        content_type=content_type,
+        headers=headers,
+    )
+
+
+# -- styles --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ErrorStyle:
+    """How one API surface renders errors."""
+
+    name: Literal["hosting", "jsonapi"]
+    unauthenticated_detail: str
+
+    def error(
+        self,
+        status: int,
+        detail: str,
+        *,
+        pointer: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> web.Response:
+        if self.name == "hosting":
+            return json_response(HTTPErrorBody(detail=detail), status=status, headers=headers)
+        document = JsonApiErrorDocument(
+            errors=[JsonApiError(detail=detail, source=JsonApiErrorSource(pointer=pointer))]
+        )
+        return json_response(
+            document, status=status, content_type=JSONAPI_CONTENT_TYPE, headers=headers
+        )
+
+    def validation_error(self, exc: ValidationError, *, location: str) -> web.Response:
+        """422 from a pydantic error. `location`: hosting `query`/`body`, JSON:API pointer base."""
+        if self.name == "hosting":
+            items = [
+                ValidationErrorItem(loc=[location, *err["loc"]], msg=err["msg"], type=err["type"])
+                for err in exc.errors(include_url=False)
+            ]
+            return json_response(HTTPValidationError(detail=items), status=422)
+        errors = [
+            JsonApiError(
+                detail=_jsonapi_detail(err),
+                source=JsonApiErrorSource(
+                    pointer="/".join([location, *(str(part) for part in err["loc"])])
+                ),
+            )
+            for err in exc.errors(include_url=False)
+        ]
+        return json_response(
+            JsonApiErrorDocument(errors=errors), status=422, content_type=JSONAPI_CONTENT_TYPE
+        )
+
+    def unauthenticated(self) -> web.Response:
+        headers = {"WWW-Authenticate": "Bearer"}
+        return self.error(401, self.unauthenticated_detail, headers=headers)
+
+
+def _jsonapi_detail(err: Any) -> str:
+    """A sentence naming the field, as in `Email can't be blank`."""
+    field = str(err["loc"][-1]).replace("_", " ").capitalize() if err["loc"] else "Body"
+    if err["type"] == "missing":
+        return f"{field} can't be blank"
+    # pydantic prefixes custom errors with "Value error, "; the reader wants the reason.
+    message = str(err["msg"]).removeprefix("Value error, ")
+    return f"{field} {message[:1].lower()}{message[1:]}"
+
+
+HOSTING = ErrorStyle(name="hosting", unauthenticated_detail="Not authenticated")
+JSONAPI = ErrorStyle(name="jsonapi", unauthenticated_detail="Not authorized")
+
+
+def style_for_path(path: str) -> ErrorStyle:
+    """The trimming API lives under `/api/`; everything else is the hosting API."""
+    return JSONAPI if path.startswith("/api/") else HOSTING
+
+
+# -- middlewares ---------------------------------------------------------------
+
+
+class NotAuthenticated(Exception):
+    """The endpoint needs a signed-in user and the gateway vouched for none."""
+
+
+@dataclass(frozen=True)
+class ErrorMapping:
+    status: int
+    #: JSON:API `source.pointer` for errors about one field.
+    pointer: str | None = None
+    headers: Callable[[Exception], Mapping[str, str]] | None = None
+
+
+def error_middleware(table: Mapping[type[Exception], ErrorMapping]) -> Any:
+    """Map domain errors to responses in the style of the request's surface.
+
+    Unexpected errors become a 500 in the same style, logged with the traceback.
+    """
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        style = style_for_path(request.path)
+        try:
+            return await handler(request)
+        except NotAuthenticated:
+            return style.unauthenticated()
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return style.error(exc.status, exc.reason, headers=_extra_headers(exc))
+        except tuple(table) as exc:
+            mapping = _lookup(table, exc)
+            headers = mapping.headers(exc) if mapping.headers else None
+            return style.error(mapping.status, str(exc), pointer=mapping.pointer, headers=headers)
+        except Exception:
+            log.exception("unhandled error", path=request.path)
+            return style.error(500, "Internal server error")
+
+    return middleware
+
+
+def _lookup(table: Mapping[type[Exception], ErrorMapping], exc: Exception) -> ErrorMapping:
+    for klass in type(exc).__mro__:
+        if klass in table:
+            return table[klass]
+    raise LookupError(type(exc))
+
+
+def _extra_headers(exc: web.HTTPException) -> dict[str, str]:
+    return {
+        k: v for k, v in exc.headers.items() if k.lower() in {"allow", "retry-after", "location"}
+    }
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Adopt the caller's `X-Request-Id` when it looks sane, else make one; log the request."""
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else new_request_id()
+    request[REQUEST_ID] = request_id
+    started = time.perf_counter()
+    with structlog.contextvars.bound_contextvars(request_id=request_id):
+        response = await handler(request)
+        if not response.prepared:
+            response.headers[REQUEST_ID_HEADER] = request_id
+        log.info(
+            "request",
+            method=request.method,
+            path=request.path,
+            status=response.status,
+            ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+        return response
+
+
+def identity_middleware(verifier: IdentityVerifier, open_paths: Iterable[str]) -> Any:
+    """Refuse any request the gateway did not vouch for (except `open_paths`)."""
+    exempt = frozenset(open_paths)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in exempt:
+            return await handler(request)
+        try:
+            request[IDENTITY] = verifier.verify(request.headers.get(IDENTITY_HEADER))
+        except InvalidIdentity as exc:
+            log.warning("request without a valid gateway identity", reason=str(exc))
+            return style_for_path(request.path).unauthenticated()
+        return await handler(request)
+
+    return middleware
+
+
+def require_user(request: web.Request) -> str:
+    user_id = request[IDENTITY].user_id
+    if user_id is None:
+        raise NotAuthenticated("Not authenticated")
+    return user_id

@@ -1,0 +1,85 @@
+"""`cleanup_ctx` factories: each opens one client when the app starts, stores it under
+its typed key, registers its readiness check, and closes it when the app stops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from shared.config import BrokerSettings, MongoSettings, StorageSettings
+from shared.keys import BROKER, MONGO_DB, READINESS, STORAGE
+from shared.messaging import connected_broker
+from shared.mongo import mongo_database, ping
+from shared.storage import open_storage
+
+log = structlog.get_logger(__name__)
+
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
+
+
+def mongo_context(settings: MongoSettings, service: str) -> CleanupContext:
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        async with mongo_database(settings, service) as db:
+            app[MONGO_DB] = db
+            app[READINESS].add("mongo", lambda: ping(db))
+            yield
+
+    return context
+
+
+def broker_context(
+    settings: BrokerSettings, service: str, *, grace_seconds: float = 0.0
+) -> CleanupContext:
+    """Connect to the broker. On shutdown consumers stop first, and in-flight
+    handlers get `grace_seconds` to finish before the connection closes."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        async with connected_broker(settings, service) as broker:
+            app[BROKER] = broker
+
+            async def connected() -> bool:
+                return broker.is_connected
+
+            app[READINESS].add("broker", connected)
+            yield
+            await broker.stop_consuming(grace_seconds)
+
+    return context
+
+
+def storage_context(settings: StorageSettings) -> CleanupContext:
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        async with open_storage(settings) as storage:
+            app[STORAGE] = storage
+            app[READINESS].add("storage", storage.ping)
+            yield
+
+    return context
+
+
+def periodic_task_context(
+    name: str, interval_seconds: float, work: Callable[[web.Application], Awaitable[object]]
+) -> CleanupContext:
+    """Run `work(app)` every `interval_seconds` while the app runs; errors are logged
+    and the next round tries again."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(interval_seconds)
+                try:
+                    await work(app)
+                except Exception:
+                    log.exception("periodic task failed", task=name)
+
+        task = asyncio.create_task(loop(), name=name)
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return context

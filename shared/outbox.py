@@ -1,0 +1,77 @@
+"""Transactional outbox kept inside the aggregate's own MongoDB document.
+
+A state change and the events it causes are written in one single-document
+update (an `outbox` array on the document), so neither exists without the other
+even without multi-document transactions. The events are then published with
+confirms and pulled from the document. If the process dies or the broker is down
+in between, `OutboxRelay.sweep` (run periodically) publishes what is left.
+Consumers are idempotent, so the rare duplicate after a crash is harmless.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from pymongo.asynchronous.collection import AsyncCollection
+
+from shared.events import Envelope
+from shared.messaging import Broker
+
+log = structlog.get_logger(__name__)
+
+OUTBOX_FIELD = "outbox"
+
+
+def outbox_entry(envelope: Envelope) -> dict[str, Any]:
+    """The value to `$push` (or insert) into a document's outbox."""
+    return {
+        "id": str(envelope.id),
+        "at": envelope.occurred_at,
+        "envelope": envelope.model_dump(mode="json"),
+    }
+
+
+class OutboxRelay:
+    """Publishes the pending events of one collection's documents."""
+
+    def __init__(
+        self,
+        collection: AsyncCollection[dict[str, Any]],
+        broker: Broker,
+        *,
+        grace_seconds: float = 10.0,
+    ) -> None:
+        self._collection = collection
+        self._broker = broker
+        self._grace = timedelta(seconds=grace_seconds)
+
+    async def ensure_indexes(self) -> None:
+        await self._collection.create_index(f"{OUTBOX_FIELD}.at", sparse=True)
+
+    async def flush(self, document_id: Any) -> None:
+        """Publish one document's pending events now (right after writing them)."""
+        document = await self._collection.find_one({"_id": document_id}, {OUTBOX_FIELD: 1})
+        if document is not None:
+            await self._publish(document)
+
+    async def sweep(self) -> int:
+        """Publish events left pending longer than the grace period; returns how many."""
+        cutoff = datetime.now(UTC) - self._grace
+        published = 0
+        cursor = self._collection.find({f"{OUTBOX_FIELD}.at": {"$lt": cutoff}}, {OUTBOX_FIELD: 1})
+        async for document in cursor.limit(500):
+            published += await self._publish(document)
+        if published:
+            log.info("outbox sweep published pending events", count=published)
+        return published
+
+    async def _publish(self, document: dict[str, Any]) -> int:
+        entries = document.get(OUTBOX_FIELD) or []
+        for entry in entries:
+            await self._broker.publish_envelope(Envelope.model_validate(entry["envelope"]))
+            await self._collection.update_one(
+                {"_id": document["_id"]}, {"$pull": {OUTBOX_FIELD: {"id": entry["id"]}}}
+            )
+        return len(entries)
