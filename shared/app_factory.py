@@ -11,7 +11,13 @@ from prometheus_client import CollectorRegistry
 
 from shared.config import KinoSettings
 from shared.health import HEALTH_PATHS, add_health_routes, metrics_middleware
-from shared.http import ErrorMapping, error_middleware, identity_middleware, request_id_middleware
+from shared.http import (
+    ErrorMapping,
+    add_request_id_header,
+    error_middleware,
+    identity_middleware,
+    request_id_middleware,
+)
 from shared.identity import IdentityVerifier
 from shared.logging import configure_logging
 
@@ -33,6 +39,7 @@ def new_service_app(
         verifier = IdentityVerifier(settings.internal_secret.get_secret_value())
         middlewares.append(identity_middleware(verifier, (*HEALTH_PATHS, *open_paths)))
     app = web.Application(client_max_size=client_max_size, middlewares=middlewares)
+    app.on_response_prepare.append(add_request_id_header)
     add_health_routes(app, registry)
     return app
 

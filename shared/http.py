@@ -233,8 +233,6 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     started = time.perf_counter()
     with structlog.contextvars.bound_contextvars(request_id=request_id):
         response = await handler(request)
-        if not response.prepared:
-            response.headers[REQUEST_ID_HEADER] = request_id
         log.info(
             "request",
             method=request.method,
@@ -243,6 +241,13 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
             ms=round((time.perf_counter() - started) * 1000, 1),
         )
         return response
+
+
+async def add_request_id_header(request: web.Request, response: web.StreamResponse) -> None:
+    """`on_response_prepare` hook: also reaches streamed responses the middleware cannot."""
+    request_id = request.get(REQUEST_ID)
+    if request_id is not None:
+        response.headers[REQUEST_ID_HEADER] = request_id
 
 
 def identity_middleware(verifier: IdentityVerifier, open_paths: Iterable[str]) -> Any:

@@ -1,0 +1,33 @@
+# Kino — the two commands: `make run` (whole system on embedded defaults) and
+# `make test` (set-up plus the whole suite against real servers).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test lint bench clean
+
+# Creates the virtualenv and installs the pinned tree (requirements.lock) plus Kino itself.
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+setup: $(STAMP)
+
+run: setup
+	$(PY) -m devstack
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy shared services
+
+test: setup lint
+	$(PY) -m pytest
+
+clean:
+	rm -rf .run .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,185 @@
+"""Session-wide real servers and the factories every test uses.
+
+The stores (SecantusDB, SeaweedFS, RabbitMQ) are started once per test session by
+the same launcher code as `make run`. Each session gets its own exchange, queue
+prefix and bucket, so it never sees another run's messages; the queues it
+declared are deleted at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aio_pika
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from pydantic_settings import BaseSettings
+
+from devstack.services import RunningServices, start_services
+from devstack.stores import StoreEndpoints, start_stores
+from services.auth.token_issuer import generate_private_key_pem
+
+S = TypeVar("S", bound=BaseSettings)
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("kino-run")
+
+
+@pytest.fixture(scope="session")
+def stores(run_dir: Path) -> Iterator[StoreEndpoints]:
+    with start_stores(run_dir / "stores", ephemeral=True) as endpoints:
+        yield endpoints
+
+
+@pytest.fixture(scope="session")
+def namespace() -> str:
+    """Unique per session: exchange, queue prefix and bucket names derive from it."""
+    return f"test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def signing_key_pem() -> str:
+    """The auth service's key in tests, so tests can mint (expired, ...) tokens with it."""
+    return generate_private_key_pem()
+
+
+@pytest.fixture(scope="session")
+def service_env(stores: StoreEndpoints, namespace: str, signing_key_pem: str) -> dict[str, str]:
+    """The `KINO_*` environment of this session's services."""
+    return {
+        **stores.service_env(),
+        "KINO_AMQP_EXCHANGE": f"kino.{namespace}",
+        "KINO_AMQP_QUEUE_PREFIX": namespace,
+        "KINO_AMQP_RETRY_DELAY_SECONDS": "0.2",
+        "KINO_AMQP_MAX_ATTEMPTS": "3",
+        "KINO_S3_BUCKET": f"kino-{namespace}",
+        "KINO_AUTH_SIGNING_KEY": signing_key_pem,
+        # Every test client shares 127.0.0.1; the address limit has its own test.
+        "KINO_AUTH_LOGIN_LIMIT_PER_ADDRESS": "1000000",
+        "KINO_AUTH_LOGIN_LIMIT_PER_EMAIL": "3",
+        "KINO_LOG_LEVEL": "DEBUG",
+    }
+
+
+@pytest.fixture(scope="session")
+def make_settings(service_env: dict[str, str]) -> Callable[..., Any]:
+    """Build a service's settings in code from the session's environment plus overrides."""
+
+    def build(settings_class: type[S], **overrides: Any) -> S:
+        values: dict[str, Any] = {
+            name.removeprefix("KINO_").lower(): value for name, value in service_env.items()
+        }
+        values.update(overrides)
+        return settings_class(**values)
+
+    return build
+
+
+@pytest.fixture(scope="session")
+async def amqp_cleanup(stores: StoreEndpoints, namespace: str) -> AsyncIterator[list[str]]:
+    """Queue names to delete at the end of the session (tests append theirs)."""
+    queues: list[str] = []
+    yield queues
+    connection = await aio_pika.connect(stores.amqp_url)
+    async with connection:
+        for name in queues:
+            channel = await connection.channel()
+            with contextlib.suppress(aio_pika.exceptions.ChannelClosed):
+                await channel.queue_delete(name)
+        channel = await connection.channel()
+        with contextlib.suppress(aio_pika.exceptions.ChannelClosed):
+            await channel.exchange_delete(f"kino.{namespace}")
+
+
+@pytest.fixture(scope="session")
+def stack(
+    service_env: dict[str, str], run_dir: Path, namespace: str, amqp_cleanup: list[str]
+) -> Iterator[RunningServices]:
+    """The four services as processes, started as `make run` starts them."""
+    with start_services(service_env, run_dir / "services") as running:
+        yield running
+    for service, subscription in (
+        ("catalog", "users"),
+        ("transcoder", "videos"),
+        ("transcoder", "trims"),
+    ):
+        main = f"{namespace}.{service}.{subscription}"
+        amqp_cleanup.extend([main, f"{main}.retry", f"{main}.dlq"])
+
+
+@pytest.fixture(scope="session")
+def gateway_url(stack: RunningServices) -> str:
+    return stack.gateway_url
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@contextlib.asynccontextmanager
+async def serve(app: web.Application) -> AsyncIterator[str]:
+    """Run an app in this process on a real loopback port; yields its base URL."""
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield str(server.make_url("")).rstrip("/")
+    finally:
+        await server.close()
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    email: str
+    password: str
+    token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def unique_email(prefix: str = "user") -> str:
+    return f"{prefix}.{uuid.uuid4().hex[:12]}@example.org"
+
+
+async def register(
+    http: aiohttp.ClientSession, base_url: str, email: str, password: str = PASSWORD
+) -> aiohttp.ClientResponse:
+    return await http.post(
+        f"{base_url}/api/v1/users/registration",
+        data={"email": email, "password": password, "password_confirmation": password},
+    )
+
+
+async def sign_in(
+    http: aiohttp.ClientSession, base_url: str, email: str, password: str = PASSWORD
+) -> aiohttp.ClientResponse:
+    return await http.post(
+        f"{base_url}/api/v1/users/session", data={"email": email, "password": password}
+    )
+
+
+async def make_user(http: aiohttp.ClientSession, base_url: str) -> Account:
+    """A registered, signed-in user."""
+    email = unique_email()
+    registered = await register(http, base_url, email)
+    assert registered.status == 201, await registered.text()
+    user_id = (await registered.json(content_type=None))["data"]["id"]
+    session = await sign_in(http, base_url, email)
+    assert session.status == 201, await session.text()
+    token = (await session.json(content_type=None))["data"]["attributes"]["access"]
+    return Account(id=user_id, email=email, password=PASSWORD, token=token)
