@@ -68,7 +68,7 @@ async def test_missing_credentials_are_422(http: aiohttp.ClientSession, gateway_
 async def test_failed_logins_per_email_are_limited(
     http: aiohttp.ClientSession, gateway_url: str
 ) -> None:
-    """The session's auth allows 3 failures per email per window (KINO_AUTH_LOGIN_LIMIT_PER_EMAIL)."""
+    """The session's auth allows 3 failures per email per window (see `service_env`)."""
     account = await make_user(http, gateway_url)
     for _ in range(3):
         assert (await sign_in(http, gateway_url, account.email, "wrong password")).status == 401

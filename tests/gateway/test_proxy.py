@@ -128,10 +128,12 @@ async def test_client_identity_headers_are_replaced_by_the_gateways_assertion(
         "X-Forwarded-For": "10.9.8.7",
         "X-Request-Id": "client-chosen-request-id",
     }
-    async with gateway_to(url) as gateway:
-        async with http.get(f"{gateway}/video/my/?a=1", headers=headers) as response:
-            assert response.status == 501
-            assert response.headers["X-Request-Id"] == "client-chosen-request-id"
+    async with (
+        gateway_to(url) as gateway,
+        http.get(f"{gateway}/video/my/?a=1", headers=headers) as response,
+    ):
+        assert response.status == 501
+        assert response.headers["X-Request-Id"] == "client-chosen-request-id"
     [forwarded] = seen.requests
     received = {k.lower(): v for k, v in forwarded["headers"].items()}
     identity = IdentityVerifier(INTERNAL_SECRET).verify(received[IDENTITY_HEADER.lower()])
@@ -201,10 +203,12 @@ async def test_upstream_timeout_is_504(
     http: aiohttp.ClientSession, upstream: tuple[Upstream, str], gateway_to: Any, account: Account
 ) -> None:
     _, url = upstream
-    async with gateway_to(url) as gateway:
-        async with http.get(f"{gateway}/video/my/slow", headers=account.auth) as response:
-            assert response.status == 504
-            assert await response.json() == {"detail": "Upstream service timed out"}
+    async with (
+        gateway_to(url) as gateway,
+        http.get(f"{gateway}/video/my/slow", headers=account.auth) as response,
+    ):
+        assert response.status == 504
+        assert await response.json() == {"detail": "Upstream service timed out"}
 
 
 async def test_declared_oversize_body_is_413_without_reaching_the_upstream(
@@ -234,9 +238,12 @@ async def test_streamed_oversize_body_is_413_and_never_arrives_complete(
         for _ in range(UPLOAD_LIMIT // 16384 + 4):
             yield b"y" * 16384
 
-    async with gateway_to(url) as gateway, http.post(
-        f"{gateway}/api/v1/users/videos", data=chunks(), headers=account.auth
-    ) as response:
+    async with (
+        gateway_to(url) as gateway,
+        http.post(
+            f"{gateway}/api/v1/users/videos", data=chunks(), headers=account.auth
+        ) as response,
+    ):
         assert response.status == 413
         assert response.content_type == "application/vnd.api+json"
     assert seen.requests == []  # the upstream never saw a complete body
@@ -247,9 +254,12 @@ async def test_uploads_have_their_own_larger_limit(
 ) -> None:
     seen, url = upstream
     size = BODY_LIMIT * 2  # over the ordinary limit, within the upload limit
-    async with gateway_to(url) as gateway, http.post(
-        f"{gateway}/api/v1/users/videos", data=b"z" * size, headers=account.auth
-    ) as response:
+    async with (
+        gateway_to(url) as gateway,
+        http.post(
+            f"{gateway}/api/v1/users/videos", data=b"z" * size, headers=account.auth
+        ) as response,
+    ):
         assert response.status == 501
     assert [r["body_length"] for r in seen.requests] == [size]
 
@@ -265,9 +275,12 @@ async def test_request_body_is_streamed_not_buffered(
         await asyncio.wait_for(seen.first_chunk_received.wait(), 5)
         yield b"b" * 1000
 
-    async with gateway_to(url) as gateway, http.post(
-        f"{gateway}/api/v1/users/requests/trickle", data=body(), headers=account.auth
-    ) as response:
+    async with (
+        gateway_to(url) as gateway,
+        http.post(
+            f"{gateway}/api/v1/users/requests/trickle", data=body(), headers=account.auth
+        ) as response,
+    ):
         assert response.status == 200
         assert await response.json() == {"received": 2000}
 
@@ -277,12 +290,14 @@ async def test_response_body_is_streamed_not_buffered(
 ) -> None:
     """The client reads the first chunk while the upstream still holds back the rest."""
     seen, url = upstream
-    async with gateway_to(url) as gateway:
-        async with http.get(f"{gateway}/video/my/trickle", headers=account.auth) as response:
-            first = await asyncio.wait_for(response.content.readexactly(len(b"first-chunk;")), 5)
-            assert first == b"first-chunk;"
-            seen.client_got_first_chunk.set()
-            assert await response.read() == b"rest"
+    async with (
+        gateway_to(url) as gateway,
+        http.get(f"{gateway}/video/my/trickle", headers=account.auth) as response,
+    ):
+        first = await asyncio.wait_for(response.content.readexactly(len(b"first-chunk;")), 5)
+        assert first == b"first-chunk;"
+        seen.client_got_first_chunk.set()
+        assert await response.read() == b"rest"
 
 
 async def test_unknown_paths_are_404_in_the_surface_style(
