@@ -1,0 +1,111 @@
+"""`python -m devstack` (what `make run` calls): Kino on this machine, until Ctrl-C.
+
+Starts the stores the environment does not provide, then the four services, prints
+the gateway's URL and waits. Ctrl-C or SIGTERM stops the services, then the stores
+started here, and nothing else. Data lives under `<repo>/.run/` (or
+`KINO_DEV_RUN_DIR`) and survives restarts. Problems are reported in one line, not
+as a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import FrameType
+
+from devstack.errors import DevstackError, ServiceFailed
+from devstack.ports import PortPlan, ServicePorts, check_ports_free
+from devstack.services import REPO_ROOT, RunningServices, start_services
+from devstack.stores import StoreEndpoints, StoreSettings, launch_stores, plan_stores
+
+logger = logging.getLogger("devstack")
+
+#: How often the running stack is checked for a service that died.
+WATCH_INTERVAL = 0.5
+
+
+class ShutdownRequested(BaseException):
+    """Raised by the signal handler; a BaseException so no `except Exception` eats it."""
+
+
+class ShutdownSignals:
+    """Turns the first SIGINT/SIGTERM into `ShutdownRequested`; later ones only say
+    "stopping", so that a second Ctrl-C cannot cut the cleanup short and orphan a
+    store."""
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+
+    def install(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.received is not None:
+            print("devstack: already stopping, please wait", file=sys.stderr, flush=True)
+            return
+        self.received = signal.Signals(signum).name
+        raise ShutdownRequested(self.received)
+
+
+def main(commands: Mapping[str, Sequence[str]] | None = None) -> int:
+    """Run Kino until a signal; returns the exit code. `commands` is for tests."""
+    logging.basicConfig(level=logging.INFO, format="devstack: %(message)s", stream=sys.stdout)
+    signals = ShutdownSignals()
+    signals.install()
+    try:
+        run(os.environ, commands)
+    except ShutdownRequested:
+        print("Kino stopped.", flush=True)
+        return 0
+    except DevstackError as error:
+        print(f"devstack: {error.message}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+def run(environ: Mapping[str, str], commands: Mapping[str, Sequence[str]] | None) -> None:
+    """Check ports, start stores then services, and watch them until interrupted."""
+    run_dir = Path(environ.get("KINO_DEV_RUN_DIR") or REPO_ROOT / ".run")
+    service_ports = ServicePorts.from_environ(environ)
+    plan = plan_stores(
+        StoreSettings.from_environ(environ), PortPlan.from_environ(environ), ephemeral=False
+    )
+    check_ports_free(plan.port_needs() + service_ports.needs())
+    with (
+        launch_stores(plan, run_dir) as stores,
+        start_services(
+            stores.service_env(), run_dir, service_ports, commands, echo=True
+        ) as running,
+    ):
+        print_banner(stores, running, run_dir)
+        watch(running)
+
+
+def print_banner(stores: StoreEndpoints, running: RunningServices, run_dir: Path) -> None:
+    lines = [
+        f"Kino is running: {running.gateway_url}",
+        *(f"  {line}" for line in stores.descriptions),
+        "  services " + ", ".join(f"{name} {url}" for name, url in running.urls.items()),
+        f"  logs     {run_dir / 'logs'}",
+        "Press Ctrl-C to stop.",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def watch(running: RunningServices) -> None:
+    """Wait for a signal; a service that exits on its own ends the run with its log."""
+    while True:
+        exited = running.first_exited()
+        if exited is not None:
+            raise ServiceFailed(f"service {exited.describe_exit()}")
+        time.sleep(WATCH_INTERVAL)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

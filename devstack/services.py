@@ -1,0 +1,131 @@
+"""Supervisor of Kino's four services: start each, wait until it is ready, stop them all.
+
+Each service runs as `python -m services.<name>` from the repository root, configured
+only through `KINO_*` environment variables, exactly as in a container. Services
+start one at a time (auth, catalog, transcoder, then the gateway, which calls the
+others) and each must answer 200 on `/ready` before the next one starts, so a
+failure points at one service and its log.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from devstack.errors import ServiceFailed
+from devstack.ports import LOOPBACK, SERVICE_NAMES, ServicePorts, check_ports_free
+from devstack.probes import http_ok, wait_until
+from devstack.processes import DEFAULT_STOP_GRACE, ManagedProcess, spawn, stop_all
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_command(name: str) -> list[str]:
+    """How a service runs: its package's `__main__`, with this interpreter."""
+    return [sys.executable, "-m", f"services.{name}"]
+
+
+def service_environ(
+    name: str, ports: ServicePorts, env: Mapping[str, str], base: Mapping[str, str]
+) -> dict[str, str]:
+    """The environment of one service.
+
+    Layers, later ones winning: `base` (our own environment), the devstack defaults,
+    the caller's `env` (store URLs, test extras such as `KINO_AMQP_QUEUE_PREFIX`), and
+    last the service's own port, which nothing may override since readiness is
+    checked there.
+    """
+    by_name = ports.by_name()
+    defaults = {
+        "KINO_ENV": "development",
+        "KINO_HTTP_HOST": LOOPBACK,
+        "KINO_AUTH_URL": f"http://{LOOPBACK}:{ports.auth}",
+        "KINO_CATALOG_URL": f"http://{LOOPBACK}:{ports.catalog}",
+        "PYTHONUNBUFFERED": "1",  # log lines appear as they are written
+    }
+    return {**base, **defaults, **env, "KINO_HTTP_PORT": str(by_name[name])}
+
+
+@dataclass(frozen=True)
+class RunningServices:
+    """The started services: their base URLs and processes."""
+
+    urls: dict[str, str]
+    processes: dict[str, ManagedProcess]
+
+    @property
+    def gateway_url(self) -> str:
+        return self.urls["gateway"]
+
+    def log_path(self, name: str) -> Path:
+        return self.processes[name].log_path
+
+    def first_exited(self) -> ManagedProcess | None:
+        """A service that has stopped on its own, if any (they should run until told)."""
+        return next((p for p in self.processes.values() if p.has_exited()), None)
+
+
+@contextmanager
+def start_services(
+    env: Mapping[str, str],
+    run_dir: Path,
+    ports: ServicePorts | None = None,
+    commands: Mapping[str, Sequence[str]] | None = None,
+    *,
+    echo: bool = False,
+    ready_timeout: float = 60.0,
+    stop_grace: float = DEFAULT_STOP_GRACE,
+    base_environ: Mapping[str, str] | None = None,
+) -> Iterator[RunningServices]:
+    """Start the four services; stop them (SIGTERM, then SIGKILL) when the block ends.
+
+    `env` is added to every service's environment (use `StoreEndpoints.service_env()`
+    plus any extras). `ports=None` picks free ports. `commands` replaces the command
+    line of some services (tests use stand-ins). Output goes to
+    `run_dir/logs/<name>.log`, and with `echo` also to our stdout, prefixed.
+    """
+    if ports is None:
+        ports = ServicePorts.dynamic()
+    check_ports_free(ports.needs())
+    commands = commands or {}
+    base = base_environ if base_environ is not None else os.environ
+    started: dict[str, ManagedProcess] = {}
+    try:
+        for name in SERVICE_NAMES:
+            url = _url(ports, name)
+            logger.info("starting the %s service on %s", name, url)
+            started[name] = spawn(
+                name,
+                commands.get(name) or default_command(name),
+                log_path=run_dir / "logs" / f"{name}.log",
+                env=service_environ(name, ports, env, base),
+                cwd=REPO_ROOT,
+                echo=echo,
+            )
+            _wait_ready(started[name], url, ready_timeout)
+        yield RunningServices({name: _url(ports, name) for name in started}, dict(started))
+    finally:
+        if started:
+            logger.info("stopping the services")
+        stop_all(reversed(started.values()), grace=stop_grace)
+
+
+def _wait_ready(process: ManagedProcess, url: str, timeout: float) -> None:
+    wait_until(
+        lambda: http_ok(f"{url}/ready"),
+        what=f"the {process.name} service",
+        timeout=timeout,
+        error=ServiceFailed,
+        process=process,
+    )
+
+
+def _url(ports: ServicePorts, name: str) -> str:
+    return f"http://{LOOPBACK}:{ports.by_name()[name]}"
