@@ -22,6 +22,7 @@ from devstack.errors import DevstackError, ServiceFailed
 from devstack.ports import PortPlan, ServicePorts, check_ports_free
 from devstack.services import REPO_ROOT, RunningServices, start_services
 from devstack.stores import StoreEndpoints, StoreSettings, launch_stores, plan_stores
+from services.auth.token_issuer import generate_private_key_pem
 
 logger = logging.getLogger("devstack")
 
@@ -77,14 +78,26 @@ def run(environ: Mapping[str, str], commands: Mapping[str, Sequence[str]] | None
         StoreSettings.from_environ(environ), PortPlan.from_environ(environ), ephemeral=False
     )
     check_ports_free(plan.port_needs() + service_ports.needs())
-    with (
-        launch_stores(plan, run_dir) as stores,
-        start_services(
-            stores.service_env(), run_dir, service_ports, commands, echo=True
-        ) as running,
-    ):
-        print_banner(stores, running, run_dir)
-        watch(running)
+    with launch_stores(plan, run_dir) as stores:
+        env = {**stores.service_env(), **development_signing_key(environ, run_dir)}
+        with start_services(env, run_dir, service_ports, commands, echo=True) as running:
+            print_banner(stores, running, run_dir)
+            watch(running)
+
+
+def development_signing_key(environ: Mapping[str, str], run_dir: Path) -> dict[str, str]:
+    """Auth's token key for `make run`, kept in the run dir so tokens outlive a restart.
+
+    An operator-provided `KINO_AUTH_SIGNING_KEY` wins and is left alone.
+    """
+    if environ.get("KINO_AUTH_SIGNING_KEY"):
+        return {}
+    path = run_dir / "auth-signing-key.pem"
+    if not path.exists():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(generate_private_key_pem())
+    return {"KINO_AUTH_SIGNING_KEY": path.read_text()}
 
 
 def print_banner(stores: StoreEndpoints, running: RunningServices, run_dir: Path) -> None:

@@ -14,8 +14,10 @@ from pathlib import Path
 import psutil
 import pytest
 
+from devstack.__main__ import development_signing_key
 from devstack.ports import PortPlan, ServicePorts, port_is_free
 from devstack.services import REPO_ROOT
+from services.auth.token_issuer import TokenIssuer
 
 #: Runs the real entry point with stand-in services (the real ones are not needed to
 #: test starting, stopping and signals).
@@ -142,3 +144,12 @@ def iter_queue(lines: queue.Queue[str]) -> list[str]:
     while not lines.empty():
         rest.append(lines.get_nowait())
     return rest
+
+
+def test_make_run_keeps_one_signing_key_across_restarts(tmp_path: Path) -> None:
+    first = development_signing_key({}, tmp_path)["KINO_AUTH_SIGNING_KEY"]
+    again = development_signing_key({}, tmp_path)["KINO_AUTH_SIGNING_KEY"]
+    assert first == again
+    assert TokenIssuer(first, 60).kid  # a usable Ed25519 key
+    assert (tmp_path / "auth-signing-key.pem").stat().st_mode & 0o777 == 0o600
+    assert development_signing_key({"KINO_AUTH_SIGNING_KEY": "operator"}, tmp_path) == {}
