@@ -120,6 +120,16 @@ class TrimFailed(Event):
     failure_reason: str
 
 
+class StorageObjectCreated(Event):
+    """An object landed in the bucket (from the store's notifications; never published
+    by Kino itself, so not in `EVENT_TYPES`)."""
+
+    event_type = "storage.object_created"
+
+    key: str
+    size: int = Field(ge=0)
+
+
 class JobProgressed(Event):
     """Progress of a long media job, for observers; nothing depends on it."""
 

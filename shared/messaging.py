@@ -43,6 +43,7 @@ E = TypeVar("E", bound=Event)
 Handler = Callable[[E, Envelope], Awaitable[None]]
 
 ATTEMPT_HEADER = "x-kino-attempt"
+SHUTDOWN_STEP_SECONDS = 5.0
 ERROR_HEADER = "x-kino-error"
 JSON = "application/json"
 
@@ -57,6 +58,18 @@ class _Route:
     handler: Handler[Any]
 
 
+@dataclass(frozen=True)
+class ForeignSource:
+    """Messages another system publishes in its own format, on its own exchange
+    (MinIO's bucket notifications). `translate` turns a body into an envelope of
+    one of our events, or raises `ValueError` (then the message is dead-lettered)."""
+
+    exchange: str
+    exchange_type: aio_pika.ExchangeType
+    routing_key: str
+    translate: Callable[[bytes], Envelope]
+
+
 @dataclass
 class Subscription:
     """The events one queue of a service consumes, and the handler of each.
@@ -69,7 +82,14 @@ class Subscription:
     prefetch: int | None = None
     #: Events bound to the queue before their handlers exist (declared, not consumed).
     declared: tuple[type[Event], ...] = ()
+    #: Consume another system's messages instead of our exchange's events.
+    source: ForeignSource | None = None
     routes: dict[str, _Route] = field(default_factory=dict)
+
+    def decode(self, body: bytes) -> Envelope:
+        if self.source is not None:
+            return self.source.translate(body)
+        return Envelope.model_validate_json(body)
 
     @property
     def routing_keys(self) -> list[str]:
@@ -131,7 +151,8 @@ class Broker:
 
     @property
     def is_connected(self) -> bool:
-        return self._connection is not None and not self._connection.is_closed
+        # A robust connection is not "closed" while it reconnects; `connected` tells.
+        return self._connection is not None and self._connection.connected.is_set()
 
     # -- publishing ------------------------------------------------------------
 
@@ -179,6 +200,12 @@ class Broker:
                 "x-dead-letter-routing-key": names.dead_letter,
             },
         )
+        if subscription.source is not None:
+            foreign = await channel.declare_exchange(
+                subscription.source.exchange, subscription.source.exchange_type, durable=True
+            )
+            await queue.bind(foreign, routing_key=subscription.source.routing_key)
+            return names
         for routing_key in subscription.routing_keys:
             await queue.bind(self._exchange_or_raise(), routing_key=routing_key)
         return names
@@ -212,23 +239,32 @@ class Broker:
         unacked and the broker redelivers them to another consumer.
         """
         for _, queue, tag in self._consumers:
-            with contextlib.suppress(Exception):
-                await queue.cancel(tag)
+            await self._bounded(queue.cancel(tag))
         if self._in_flight and grace_seconds > 0:
             await asyncio.wait(set(self._in_flight), timeout=grace_seconds)
         for task in set(self._in_flight):
             task.cancel()
         for channel, _, _ in self._consumers:
-            with contextlib.suppress(Exception):
-                await channel.close()
+            await self._bounded(channel.close())
         self._consumers.clear()
+
+    async def _bounded(self, operation: Awaitable[object]) -> None:
+        """Run a shutdown step; skip it when the broker is gone. On a robust connection
+        such steps would otherwise wait for the broker to come back, hanging shutdown
+        (and the broker requeues our unacked messages when the connection drops anyway)."""
+        if not self.is_connected:
+            if asyncio.iscoroutine(operation):
+                operation.close()
+            return
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(operation, SHUTDOWN_STEP_SECONDS)
 
     async def _deliver(
         self, subscription: Subscription, names: QueueNames, message: AbstractIncomingMessage
     ) -> None:
         attempt = _attempt(message)
         try:
-            envelope = Envelope.model_validate_json(message.body)
+            envelope = subscription.decode(message.body)
             route = subscription.routes[envelope.type]
             event = route.model.model_validate(envelope.data)
         except (ValidationError, KeyError, ValueError) as exc:
