@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import structlog
 from aiohttp import web
@@ -167,6 +167,27 @@ def style_for_path(path: str) -> ErrorStyle:
 # -- middlewares ---------------------------------------------------------------
 
 
+class InvalidRequest(Exception):
+    """A request part failed validation; rendered as the surface's 422."""
+
+    def __init__(self, error: ValidationError, location: str) -> None:
+        super().__init__(str(error))
+        self.error = error
+        #: hosting: `query` / `body` / `path`; JSON:API: the pointer base.
+        self.location = location
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M], data: object, location: str) -> M:
+    """Validate `data` against `model`, raising `InvalidRequest` for the 422."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidRequest(exc, location) from exc
+
+
 class NotAuthenticated(Exception):
     """The endpoint needs a signed-in user and the gateway vouched for none."""
 
@@ -192,6 +213,8 @@ def error_middleware(table: Mapping[type[Exception], ErrorMapping]) -> Any:
             return await handler(request)
         except NotAuthenticated:
             return style.unauthenticated()
+        except InvalidRequest as exc:
+            return style.validation_error(exc.error, location=exc.location)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise

@@ -11,7 +11,7 @@ import structlog
 from aiohttp import web
 
 from shared.config import BrokerSettings, MongoSettings, StorageSettings
-from shared.keys import BROKER, MONGO_DB, READINESS, STORAGE
+from shared.keys import BROKER, METRICS_REGISTRY, MONGO_DB, READINESS, STORAGE
 from shared.messaging import connected_broker
 from shared.mongo import mongo_database, ping
 from shared.storage import open_storage
@@ -38,7 +38,7 @@ def broker_context(
     handlers get `grace_seconds` to finish before the connection closes."""
 
     async def context(app: web.Application) -> AsyncIterator[None]:
-        async with connected_broker(settings, service) as broker:
+        async with connected_broker(settings, service, app[METRICS_REGISTRY]) as broker:
             app[BROKER] = broker
 
             async def connected() -> bool:

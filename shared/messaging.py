@@ -32,6 +32,7 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
+from prometheus_client import CollectorRegistry, Counter
 from pydantic import ValidationError
 
 from shared.config import BrokerSettings
@@ -121,9 +122,17 @@ class QueueNames:
 class Broker:
     """A service's connection to the broker: publishing and consuming."""
 
-    def __init__(self, settings: BrokerSettings, service: str) -> None:
+    def __init__(
+        self, settings: BrokerSettings, service: str, registry: CollectorRegistry | None = None
+    ) -> None:
         self._settings = settings
         self._service = service
+        self._handled = Counter(
+            "events_handled",
+            "Messages consumed, by queue, event type and outcome (acked, retried, dead_lettered)",
+            ["queue", "event_type", "outcome"],
+            registry=registry,
+        )
         self._connection: AbstractRobustConnection | None = None
         self._publish_channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
@@ -270,6 +279,7 @@ class Broker:
         except (ValidationError, KeyError, ValueError) as exc:
             log.warning("message failed schema validation", queue=names.main, error=str(exc))
             await self._dead_letter(names, message, f"schema: {exc}")
+            self._handled.labels(names.main, "invalid", "dead_lettered").inc()
             return
         with structlog.contextvars.bound_contextvars(
             request_id=envelope.correlation_id, event_type=envelope.type, event_id=str(envelope.id)
@@ -279,14 +289,17 @@ class Broker:
             except PermanentFailure as exc:
                 log.warning("handler refused message", queue=names.main, error=str(exc))
                 await self._dead_letter(names, message, f"permanent: {exc}")
+                outcome = "dead_lettered"
             except Exception as exc:
-                await self._retry_or_dead_letter(names, message, attempt, exc)
+                outcome = await self._retry_or_dead_letter(names, message, attempt, exc)
             else:
                 await message.ack()
+                outcome = "acked"
+            self._handled.labels(names.main, envelope.type, outcome).inc()
 
     async def _retry_or_dead_letter(
         self, names: QueueNames, message: AbstractIncomingMessage, attempt: int, exc: Exception
-    ) -> None:
+    ) -> str:
         reason = f"{type(exc).__name__}: {exc}"
         if attempt >= self._settings.amqp_max_attempts:
             log.error(
@@ -297,10 +310,11 @@ class Broker:
                 exc_info=exc,
             )
             await self._dead_letter(names, message, f"attempts spent: {reason}")
-            return
+            return "dead_lettered"
         log.warning("handler failed, will retry", queue=names.main, attempt=attempt, error=reason)
         await self._forward(message, names.retry, {ATTEMPT_HEADER: attempt + 1})
         await message.ack()
+        return "retried"
 
     async def _dead_letter(
         self, names: QueueNames, message: AbstractIncomingMessage, reason: str
@@ -369,8 +383,10 @@ def _attempt(message: AbstractIncomingMessage) -> int:
 
 
 @contextlib.asynccontextmanager
-async def connected_broker(settings: BrokerSettings, service: str) -> AsyncIterator[Broker]:
-    broker = Broker(settings, service)
+async def connected_broker(
+    settings: BrokerSettings, service: str, registry: CollectorRegistry | None = None
+) -> AsyncIterator[Broker]:
+    broker = Broker(settings, service, registry)
     await broker.connect()
     try:
         yield broker

@@ -1,20 +1,51 @@
 """S3-compatible object storage through the `minio` SDK.
 
 The SDK is synchronous; every call runs in a worker thread so the event loop
-keeps serving. One bucket holds every object, under a prefix per kind.
+keeps serving. One bucket holds every object, under a prefix per kind
+(`incoming/`, `playback/`, `thumbnails/`, `clips/`).
+
+Presigned URLs are handed to clients, so they are signed for the endpoint
+clients reach (`KINO_S3_PUBLIC_ENDPOINT`), which may differ from the one the
+services use. Signing is an offline computation: the region is configured, so
+the SDK never asks the store for it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import urllib3
 from minio import Minio
+from minio.datatypes import PostPolicy
+from minio.deleteobjects import DeleteObject
+from minio.error import S3Error
 
 from shared.config import StorageSettings
+
+
+class ObjectMissing(Exception):
+    """The object does not exist (or no longer does)."""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    last_modified: datetime
+
+
+@dataclass(frozen=True)
+class UploadForm:
+    """Where and how a client POSTs a file straight to storage."""
+
+    url: str
+    fields: dict[str, str]
 
 
 def _client(endpoint: str, settings: StorageSettings, http: urllib3.PoolManager) -> Minio:
@@ -44,6 +75,8 @@ class Storage:
             maxsize=16,
         )
         self._client = _client(settings.s3_endpoint, settings, self._http)
+        self._public_endpoint = (settings.s3_public_endpoint or settings.s3_endpoint).rstrip("/")
+        self._signer = _client(self._public_endpoint, settings, self._http)
 
     def close(self) -> None:
         self._http.clear()
@@ -51,7 +84,7 @@ class Storage:
     async def ensure_bucket(self) -> None:
         def create() -> None:
             if not self._client.bucket_exists(self.bucket):
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(S3Error):
                     self._client.make_bucket(self.bucket)
                 # Another replica may have won the race; what matters is that it exists.
                 if not self._client.bucket_exists(self.bucket):
@@ -64,6 +97,68 @@ class Storage:
             return await asyncio.to_thread(self._client.bucket_exists, self.bucket)
         except Exception:
             return False
+
+    # -- presigning (no I/O) ---------------------------------------------------
+
+    def upload_form(
+        self, key: str, *, content_type: str, max_bytes: int, expires_at: datetime
+    ) -> UploadForm:
+        """A POST policy pinning the key, the content type and the size range."""
+        policy = PostPolicy(self.bucket, expires_at)
+        policy.add_equals_condition("key", key)
+        policy.add_equals_condition("Content-Type", content_type)
+        policy.add_content_length_range_condition(1, max_bytes)
+        fields = self._signer.presigned_post_policy(policy)
+        return UploadForm(
+            url=f"{self._public_endpoint}/{self.bucket}",
+            fields={"key": key, "Content-Type": content_type, **fields},
+        )
+
+    def download_url(self, key: str, expires: timedelta) -> str:
+        """A presigned GET (HTTP Range works on it) valid for `expires`."""
+        return self._signer.presigned_get_object(self.bucket, key, expires=expires)
+
+    # -- objects ---------------------------------------------------------------
+
+    async def list(self, prefix: str) -> list[StoredObject]:
+        def run() -> list[StoredObject]:
+            return [
+                StoredObject(
+                    key=str(item.object_name),
+                    size=int(item.size or 0),
+                    last_modified=item.last_modified or datetime.now(UTC),
+                )
+                for item in self._client.list_objects(self.bucket, prefix=prefix, recursive=True)
+            ]
+
+        return await asyncio.to_thread(run)
+
+    async def download(self, key: str, destination: Path) -> None:
+        try:
+            await asyncio.to_thread(self._client.fget_object, self.bucket, key, str(destination))
+        except S3Error as exc:
+            if exc.code in {"NoSuchKey", "NoSuchObject"}:
+                raise ObjectMissing(key) from exc
+            raise
+
+    async def upload(self, source: Path, key: str, content_type: str) -> None:
+        await asyncio.to_thread(
+            self._client.fput_object, self.bucket, key, str(source), content_type=content_type
+        )
+
+    async def remove(self, keys: Iterable[str]) -> None:
+        """Remove objects; keys that do not exist are not an error (idempotent)."""
+        targets = [DeleteObject(key) for key in keys]
+        if not targets:
+            return
+
+        def run() -> None:
+            errors = list(self._client.remove_objects(self.bucket, targets))
+            failed = [e for e in errors if e.code not in {"NoSuchKey", "NoSuchObject"}]
+            if failed:
+                raise RuntimeError(f"could not remove {[e.name for e in failed]}")
+
+        await asyncio.to_thread(run)
 
 
 @contextlib.asynccontextmanager

@@ -25,10 +25,13 @@ from pydantic_settings import BaseSettings
 from devstack.services import RunningServices, start_services
 from devstack.stores import StoreEndpoints, start_stores
 from services.auth.token_issuer import generate_private_key_pem
+from tests.polling import eventually
 
 S = TypeVar("S", bound=BaseSettings)
 
 PASSWORD = "correct horse battery"
+#: Hosting upload limit of the session's catalog (small, so tests can exceed it).
+UPLOAD_LIMIT = 8 * 1024 * 1024
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +72,10 @@ def service_env(stores: StoreEndpoints, namespace: str, signing_key_pem: str) ->
         "KINO_AUTH_LOGIN_LIMIT_PER_ADDRESS": "1000000",
         "KINO_AUTH_LOGIN_LIMIT_PER_EMAIL": "3",
         "KINO_LOG_LEVEL": "DEBUG",
+        "KINO_UPLOAD_MAX_SIZE_BYTES": str(UPLOAD_LIMIT),
+        "KINO_UPLOAD_RECONCILE_INTERVAL_SECONDS": "0.5",
+        "KINO_STORAGE_EVENTS_EXCHANGE": f"kino.storage.{namespace}",
+        "KINO_PAGE_SIZE": "3",
     }
 
 
@@ -98,8 +105,9 @@ async def amqp_cleanup(stores: StoreEndpoints, namespace: str) -> AsyncIterator[
             with contextlib.suppress(aio_pika.exceptions.ChannelClosed):
                 await channel.queue_delete(name)
         channel = await connection.channel()
-        with contextlib.suppress(aio_pika.exceptions.ChannelClosed):
-            await channel.exchange_delete(f"kino.{namespace}")
+        for exchange in (f"kino.{namespace}", f"kino.storage.{namespace}"):
+            with contextlib.suppress(aio_pika.exceptions.ChannelClosed):
+                await channel.exchange_delete(exchange)
 
 
 @pytest.fixture(scope="session")
@@ -111,6 +119,8 @@ def stack(
         yield running
     for service, subscription in (
         ("catalog", "users"),
+        ("catalog", "video-results"),
+        ("catalog", "storage-events"),
         ("transcoder", "videos"),
         ("transcoder", "trims"),
     ):
@@ -183,3 +193,91 @@ async def make_user(http: aiohttp.ClientSession, base_url: str) -> Account:
     assert session.status == 201, await session.text()
     token = (await session.json(content_type=None))["data"]["attributes"]["access"]
     return Account(id=user_id, email=email, password=PASSWORD, token=token)
+
+
+async def upload_to_storage(
+    http: aiohttp.ClientSession,
+    instructions: dict[str, Any],
+    data: bytes,
+    *,
+    content_type: str = "video/mp4",
+    field_overrides: dict[str, str] | None = None,
+) -> aiohttp.ClientResponse:
+    """POST a file to storage as a browser would with the upload instructions."""
+    form = aiohttp.FormData()
+    for name, value in {**instructions["signatures"], **(field_overrides or {})}.items():
+        form.add_field(name, value)
+    form.add_field("file", data, filename="upload.bin", content_type=content_type)
+    return await http.post(instructions["url"], data=form)
+
+
+async def request_upload(
+    http: aiohttp.ClientSession,
+    gateway_url: str,
+    account: Account,
+    file_name: str = "holiday.mp4",
+    content_type: str = "video/mp4",
+) -> dict[str, Any]:
+    async with http.get(
+        f"{gateway_url}/video/upload/",
+        params={"file_content_type": content_type, "file_name": file_name},
+        headers=account.auth,
+    ) as response:
+        assert response.status == 200, await response.text()
+        return dict(await response.json())
+
+
+async def upload_video(
+    http: aiohttp.ClientSession,
+    gateway_url: str,
+    account: Account,
+    data: bytes,
+    *,
+    file_name: str = "clip.mp4",
+    content_type: str = "video/mp4",
+) -> str:
+    """Request instructions, POST the file to storage; returns the video's hash_id."""
+    instructions = await request_upload(http, gateway_url, account, file_name, content_type)
+    stored = await upload_to_storage(http, instructions, data, content_type=content_type)
+    assert stored.status in {200, 201, 204}, await stored.text()
+    return str(instructions["signatures"]["key"]).removeprefix("incoming/")
+
+
+async def my_videos(
+    http: aiohttp.ClientSession, gateway_url: str, account: Account
+) -> dict[str, Any]:
+    async with http.get(f"{gateway_url}/video/my/", headers=account.auth) as response:
+        assert response.status == 200
+        return dict(await response.json())
+
+
+async def wait_until_done(
+    http: aiohttp.ClientSession, gateway_url: str, account: Account, hash_id: str
+) -> tuple[str, dict[str, Any]]:
+    """Poll `/video/my/` until the video is listed or failed: ("listed"|"failed", record)."""
+
+    async def done() -> tuple[str, dict[str, Any]] | None:
+        mine = await my_videos(http, gateway_url, account)
+        for video in mine["videos"]:
+            if video["hash_id"] == hash_id:
+                return "listed", video
+        for video in mine["unprocessed_videos"]:
+            if video["hash_id"] == hash_id and "failure_reason" in video:
+                return "failed", video
+        return None
+
+    return await eventually(done, within=60)
+
+
+async def events_handled(
+    http: aiohttp.ClientSession, service_url: str, queue: str, outcome: str = "acked"
+) -> int:
+    """How many messages a service's consumer of `queue` finished with `outcome`."""
+    async with http.get(f"{service_url}/metrics") as response:
+        text = await response.text()
+    total = 0.0
+    for line in text.splitlines():
+        labels = (f'queue="{queue}"', f'outcome="{outcome}"')
+        if line.startswith("events_handled_total{") and all(label in line for label in labels):
+            total += float(line.rsplit(" ", 1)[1])
+    return int(total)

@@ -1,12 +1,27 @@
-"""MongoDB persistence of the catalog service."""
+"""MongoDB persistence of the catalog: the users it knows of and the hosted videos.
+
+Every state change of a video is one single-document update guarded by the state
+it leaves (`{"status": "processing"}` in the filter), so a duplicated or
+redelivered event changes nothing twice; the events a change causes ride in the
+same update (`shared.outbox`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
 
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
+from services.catalog.cursor import PagePosition
+from shared.events import Envelope
 from shared.mongo import Document
+from shared.outbox import OUTBOX_FIELD, outbox_entry
 
 
 class UserDirectory:
@@ -25,3 +40,200 @@ class UserDirectory:
 
     async def exists(self, user_id: str) -> bool:
         return await self.collection.count_documents({"_id": user_id}, limit=1) > 0
+
+
+class VideoStatus(StrEnum):
+    PENDING = "pending"  # upload instructions issued, file not seen yet
+    PROCESSING = "processing"  # file arrived, the transcoder is on it
+    PROCESSED = "processed"  # listed
+    FAILED = "failed"
+    DELETED = "deleted"  # tombstone until its `video.deleted` event is out
+
+
+@dataclass(frozen=True)
+class Video:
+    hash_id: str
+    user_id: str
+    file_name: str
+    content_type: str
+    status: VideoStatus
+    upload_key: str
+    upload_time: datetime
+    upload_expires_at: datetime
+    title: str
+    description: str = ""
+    is_private: bool = False
+    size_in_bytes: int | None = None
+    duration_seconds: float | None = None
+    video_type: str | None = None
+    playback_key: str | None = None
+    thumbnail_key: str | None = None
+    listing_time: datetime | None = None
+    failure_reason: str | None = None
+
+    @property
+    def object_keys(self) -> list[str]:
+        return [k for k in (self.upload_key, self.playback_key, self.thumbnail_key) if k]
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> Video:
+        return cls(
+            hash_id=doc["_id"],
+            user_id=doc["user_id"],
+            file_name=doc["file_name"],
+            content_type=doc["content_type"],
+            status=VideoStatus(doc["status"]),
+            upload_key=doc["upload_key"],
+            upload_time=doc["upload_time"],
+            upload_expires_at=doc["upload_expires_at"],
+            title=doc.get("title", ""),
+            description=doc.get("description", ""),
+            is_private=doc.get("is_private", False),
+            size_in_bytes=doc.get("size_in_bytes"),
+            duration_seconds=doc.get("duration_seconds"),
+            video_type=doc.get("video_type"),
+            playback_key=doc.get("playback_key"),
+            thumbnail_key=doc.get("thumbnail_key"),
+            listing_time=doc.get("listing_time"),
+            failure_reason=doc.get("failure_reason"),
+        )
+
+
+class HashIdTaken(Exception):
+    pass
+
+
+_LISTED = {"status": VideoStatus.PROCESSED.value, "is_private": False}
+_NEWEST_FIRST = [("listing_time", DESCENDING), ("_id", DESCENDING)]
+
+
+class VideoRepository:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.collection = db["videos"]
+
+    async def ensure_indexes(self) -> None:
+        # explore: public processed videos, newest first
+        await self.collection.create_index(
+            [("status", ASCENDING), ("is_private", ASCENDING), *_NEWEST_FIRST]
+        )
+        # a user's public videos, and `/video/my/`
+        await self.collection.create_index(
+            [
+                ("user_id", ASCENDING),
+                ("status", ASCENDING),
+                ("is_private", ASCENDING),
+                *_NEWEST_FIRST,
+            ]
+        )
+        await self.collection.create_index([("user_id", ASCENDING), ("upload_time", DESCENDING)])
+        # the reconciler: pending uploads by expiry
+        await self.collection.create_index(
+            [("status", ASCENDING), ("upload_expires_at", ASCENDING)]
+        )
+
+    async def insert(self, video: Video) -> None:
+        document: Document = {
+            "_id": video.hash_id,
+            "user_id": video.user_id,
+            "file_name": video.file_name,
+            "content_type": video.content_type,
+            "status": video.status.value,
+            "upload_key": video.upload_key,
+            "upload_time": video.upload_time,
+            "upload_expires_at": video.upload_expires_at,
+            "title": video.title,
+            "description": video.description,
+            "is_private": video.is_private,
+            OUTBOX_FIELD: [],
+        }
+        try:
+            await self.collection.insert_one(document)
+        except DuplicateKeyError as exc:
+            raise HashIdTaken from exc
+
+    async def get(self, hash_id: str) -> Video | None:
+        doc = await self.collection.find_one(
+            {"_id": hash_id, "status": {"$ne": VideoStatus.DELETED.value}}
+        )
+        return Video.from_document(doc) if doc else None
+
+    async def transition(
+        self,
+        hash_id: str,
+        *,
+        from_status: VideoStatus | tuple[VideoStatus, ...],
+        to_status: VideoStatus,
+        changes: Mapping[str, Any] | None = None,
+        events: list[Envelope] | None = None,
+        owner: str | None = None,
+    ) -> Video | None:
+        """Move a video between states; `None` if it was not in `from_status` (no-op)."""
+        allowed = from_status if isinstance(from_status, tuple) else (from_status,)
+        query: dict[str, Any] = {"_id": hash_id, "status": {"$in": [s.value for s in allowed]}}
+        if owner is not None:
+            query["user_id"] = owner
+        update: dict[str, Any] = {"$set": {"status": to_status.value, **(changes or {})}}
+        if events:
+            update["$push"] = {OUTBOX_FIELD: {"$each": [outbox_entry(e) for e in events]}}
+        doc = await self.collection.find_one_and_update(
+            query, update, return_document=ReturnDocument.AFTER
+        )
+        return Video.from_document(doc) if doc else None
+
+    async def update_fields(self, hash_id: str, owner: str, changes: Mapping[str, Any]) -> bool:
+        result = await self.collection.update_one(
+            {"_id": hash_id, "user_id": owner, "status": {"$ne": VideoStatus.DELETED.value}},
+            {"$set": dict(changes)},
+        )
+        return result.matched_count == 1
+
+    async def of_user(self, user_id: str) -> list[Video]:
+        cursor = self.collection.find(
+            {"user_id": user_id, "status": {"$ne": VideoStatus.DELETED.value}}
+        ).sort("upload_time", DESCENDING)
+        return [Video.from_document(doc) async for doc in cursor]
+
+    async def listed_page(
+        self,
+        *,
+        limit: int,
+        after: PagePosition | None,
+        user_id: str | None = None,
+        exclude_user: str | None = None,
+    ) -> list[Video]:
+        """Public processed videos, newest first, after `after` (keyset pagination)."""
+        query: dict[str, Any] = dict(_LISTED)
+        if user_id is not None:
+            query["user_id"] = user_id
+        elif exclude_user is not None:
+            query["user_id"] = {"$ne": exclude_user}
+        if after is not None:
+            query["$or"] = [
+                {"listing_time": {"$lt": after.listing_time}},
+                {"listing_time": after.listing_time, "_id": {"$lt": after.hash_id}},
+            ]
+        cursor = self.collection.find(query).sort(_NEWEST_FIRST).limit(limit)
+        return [Video.from_document(doc) async for doc in cursor]
+
+    async def pending_with_keys(self, keys: list[str]) -> list[Video]:
+        cursor = self.collection.find(
+            {"status": VideoStatus.PENDING.value, "upload_key": {"$in": keys}}
+        )
+        return [Video.from_document(doc) async for doc in cursor]
+
+    async def known_upload_keys(self, keys: list[str]) -> set[str]:
+        cursor = self.collection.find({"upload_key": {"$in": keys}}, {"upload_key": 1})
+        return {doc["upload_key"] async for doc in cursor}
+
+    async def expired_pending(self, now: datetime) -> list[Video]:
+        cursor = self.collection.find(
+            {"status": VideoStatus.PENDING.value, "upload_expires_at": {"$lt": now}}
+        )
+        return [Video.from_document(doc) async for doc in cursor]
+
+    async def purge_tombstones(self) -> int:
+        """Remove deleted videos whose `video.deleted` event has been published."""
+        result = await self.collection.delete_many(
+            {"status": VideoStatus.DELETED.value, OUTBOX_FIELD: {"$size": 0}}
+        )
+        return result.deleted_count

@@ -12,9 +12,34 @@ from shared.config import (
     StorageSettings,
 )
 
+DEFAULT_VIDEO_TYPES = (
+    "video/mp4",
+    "video/quicktime",
+    "video/webm",
+    "video/x-matroska",
+    "video/x-msvideo",
+    "video/mpeg",
+    "video/ogg",
+    "video/3gpp",
+)
+
 
 class CatalogSettings(KinoSettings, MongoSettings, BrokerSettings, StorageSettings):
     model_config = SETTINGS_CONFIG
 
     http_port: int = Field(default=8082, ge=1, le=65535)
     mongo_db: str = "kino_catalog"
+    #: Largest file a client may upload through the presigned POST policy.
+    upload_max_size_bytes: int = Field(default=2 * 1024**3, ge=1)
+    #: Content types a client may upload (JSON list in the environment).
+    upload_valid_file_types: tuple[str, ...] = DEFAULT_VIDEO_TYPES
+    #: How long upload instructions stay valid.
+    upload_policy_ttl_seconds: int = Field(default=3600, ge=60)
+    #: How often the upload reconciler lists the incoming prefix.
+    upload_reconcile_interval_seconds: float = Field(default=15.0, gt=0)
+    #: Lifetime of presigned watch and thumbnail URLs.
+    presigned_url_ttl_seconds: int = Field(default=3600, ge=60)
+    #: Videos per page of `/video/explore/` and `/video/user/{id}`.
+    page_size: int = Field(default=20, ge=1, le=100)
+    #: MinIO's bucket-notification exchange (compose/Kubernetes configure MinIO to use it).
+    storage_events_exchange: str = "kino.storage"

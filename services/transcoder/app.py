@@ -3,29 +3,57 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from services.transcoder.consumers import media_subscriptions
+from services.transcoder.consumers import trim_subscription, video_subscription
+from services.transcoder.keys import MEDIA_JOBS
+from services.transcoder.media.playback import PlaybackProfile
+from services.transcoder.media.probe import MediaLimits
+from services.transcoder.service import MediaJobs, MediaSettings
 from services.transcoder.settings import TranscoderSettings
 from shared.app_factory import new_service_app
-from shared.keys import BROKER
+from shared.keys import BROKER, STORAGE
 from shared.lifecycle import broker_context, storage_context
 
 SERVICE = "transcoder"
 
 
+def media_settings(settings: TranscoderSettings) -> MediaSettings:
+    return MediaSettings(
+        limits=MediaLimits(
+            max_duration_seconds=settings.media_max_duration_seconds,
+            max_width=settings.media_max_width,
+            max_height=settings.media_max_height,
+        ),
+        profile=PlaybackProfile(
+            max_height=settings.playback_max_height,
+            crf=settings.playback_crf,
+            preset=settings.playback_preset,
+        ),
+        thumbnail_max_width=settings.thumbnail_max_width,
+        work_dir=settings.work_dir,
+    )
+
+
 def create_app(settings: TranscoderSettings) -> web.Application:
     app = new_service_app(settings, errors={})
     app.cleanup_ctx.append(storage_context(settings))
-    app.cleanup_ctx.append(
-        broker_context(settings, SERVICE, grace_seconds=settings.shutdown_grace_seconds)
-    )
+    app.cleanup_ctx.append(broker_context(settings, SERVICE))
 
-    async def queues(app: web.Application) -> AsyncIterator[None]:
-        for subscription in media_subscriptions():
-            await app[BROKER].declare(subscription)
+    async def worker(app: web.Application) -> AsyncIterator[None]:
+        # One media job at a time per process (prefetch 1, one thread).
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="media")
+        jobs = MediaJobs(app[STORAGE], executor, media_settings(settings))
+        app[MEDIA_JOBS] = jobs
+        broker = app[BROKER]
+        await broker.consume(video_subscription(jobs, broker))
+        await broker.declare(trim_subscription())
         yield
+        # Finish (or give back) the current job before its executor goes away.
+        await broker.stop_consuming(settings.shutdown_grace_seconds)
+        executor.shutdown(wait=False, cancel_futures=True)
 
-    app.cleanup_ctx.append(queues)
+    app.cleanup_ctx.append(worker)
     return app

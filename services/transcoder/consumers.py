@@ -1,18 +1,28 @@
-"""Event edges of the transcoder.
-
-The queues are declared now so that no `video.uploaded`, `video.deleted` or
-`trim.requested` published from here on is lost; their handlers arrive with the
-hosting and trimming capabilities, and only then does the transcoder consume.
-"""
+"""Event edges of the transcoder: thin handlers over `MediaJobs`."""
 
 from __future__ import annotations
 
-from shared.events import TrimRequested, VideoDeleted, VideoUploaded
-from shared.messaging import Subscription
+from services.transcoder.service import MediaJobs
+from shared.events import Envelope, TrimRequested, VideoDeleted, VideoUploaded
+from shared.messaging import Broker, Subscription
 
 
-def media_subscriptions() -> list[Subscription]:
-    return [
-        Subscription("videos", declared=(VideoUploaded, VideoDeleted)),
-        Subscription("trims", declared=(TrimRequested,)),
-    ]
+def video_subscription(jobs: MediaJobs, broker: Broker) -> Subscription:
+    subscription = Subscription("videos")
+
+    @subscription.on(VideoUploaded)
+    async def video_uploaded(event: VideoUploaded, envelope: Envelope) -> None:
+        result = await jobs.process_upload(event)
+        await broker.publish(result, correlation_id=envelope.correlation_id)
+        await jobs.discard_upload(event)
+
+    @subscription.on(VideoDeleted)
+    async def video_deleted(event: VideoDeleted, _: Envelope) -> None:
+        await jobs.delete_video(event)
+
+    return subscription
+
+
+def trim_subscription() -> Subscription:
+    """Declared so no `trim.requested` is lost; consumed once trimming lands."""
+    return Subscription("trims", declared=(TrimRequested,))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
 from shared.config import SETTINGS_CONFIG, BrokerSettings, KinoSettings, StorageSettings
@@ -13,3 +15,13 @@ class TranscoderSettings(KinoSettings, BrokerSettings, StorageSettings):
     http_port: int = Field(default=8083, ge=1, le=65535)
     #: One media job at a time per process: more throughput means more processes.
     amqp_prefetch: int = Field(default=1, ge=1)
+    #: Where jobs keep their temporary files (an emptyDir in Kubernetes); None: the system's.
+    work_dir: Path | None = None
+    media_max_duration_seconds: float = Field(default=4 * 3600, gt=0)
+    media_max_width: int = Field(default=7680, ge=16)
+    media_max_height: int = Field(default=4320, ge=16)
+    #: Playback files are scaled down to at most this height.
+    playback_max_height: int = Field(default=1080, ge=16)
+    playback_crf: int = Field(default=23, ge=0, le=51)
+    playback_preset: str = "veryfast"
+    thumbnail_max_width: int = Field(default=640, ge=16)

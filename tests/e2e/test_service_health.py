@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-import socket
+import asyncio
+import contextlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from devstack.mongo_server import run_secantusdb
+from devstack.ports import free_port
 from devstack.services import RunningServices
 from services.catalog.app import create_app as create_catalog_app
 from services.catalog.settings import CatalogSettings
 from tests.conftest import serve
+from tests.polling import eventually
 
 EXPECTED_CHECKS = {
     "gateway": {"auth-keys", "catalog"},
@@ -43,25 +48,42 @@ async def test_health_ready_and_metrics(
         assert "http_request_duration_seconds_bucket" in text
 
 
-async def test_ready_reports_an_unreachable_store(
+async def test_ready_reports_a_store_that_went_down(
     http: aiohttp.ClientSession,
     make_settings: Callable[..., Any],
     namespace: str,
     amqp_cleanup: list[str],
+    tmp_path: Path,
 ) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed_port = sock.getsockname()[1]
+    """A catalog on a MongoDB of its own; the test stops that MongoDB under it."""
+    mongo = contextlib.ExitStack()
+    mongo_url = mongo.enter_context(
+        run_secantusdb(port=free_port(), storage=None, log_path=tmp_path / "mongo.log")
+    ).url
     # Its own queue prefix: it must not compete with the stack's catalog for events.
-    prefix = f"{namespace}-unready"
-    amqp_cleanup.extend(f"{prefix}.catalog.users{suffix}" for suffix in ("", ".retry", ".dlq"))
+    prefix = f"{namespace}-outage"
+    for name in ("users", "video-results", "storage-events"):
+        amqp_cleanup.extend(f"{prefix}.catalog.{name}{s}" for s in ("", ".retry", ".dlq"))
     settings = make_settings(
         CatalogSettings,
-        mongo_url=f"mongodb://127.0.0.1:{closed_port}",
+        mongo_url=mongo_url,
         amqp_queue_prefix=prefix,
+        storage_events_exchange=f"kino.storage.{prefix}",
     )
-    async with serve(create_catalog_app(settings)) as url, http.get(f"{url}/ready") as response:
-        assert response.status == 503
-        body = await response.json()
-        assert body["status"] == "not ready"
-        assert body["checks"] == {"mongo": False, "storage": True, "broker": True}
+    try:
+        async with serve(create_catalog_app(settings)) as url:
+            async with http.get(f"{url}/ready") as response:
+                assert response.status == 200
+            await asyncio.to_thread(mongo.close)
+
+            async def not_ready() -> dict[str, Any] | None:
+                async with http.get(f"{url}/ready") as response:
+                    return await response.json() if response.status == 503 else None
+
+            body = await eventually(not_ready, within=20)
+            assert body == {
+                "status": "not ready",
+                "checks": {"mongo": False, "storage": True, "broker": True},
+            }
+    finally:
+        mongo.close()

@@ -1,0 +1,31 @@
+"""The catalog domain's errors; `app.py` maps them to HTTP statuses."""
+
+from __future__ import annotations
+
+
+class VideoNotFound(Exception):
+    def __init__(self) -> None:
+        super().__init__("Video not found")
+
+
+class UserNotFound(Exception):
+    def __init__(self) -> None:
+        super().__init__("User not found")
+
+
+class VideoIsPrivate(Exception):
+    def __init__(self) -> None:
+        super().__init__("This video is private")
+
+
+class StillProcessing(Exception):
+    def __init__(self) -> None:
+        super().__init__("The video is still being processed; try again when it is done")
+
+
+class InvalidUploadRequest(Exception):
+    """Unusable file name or content type (the message says which)."""
+
+
+class InvalidCursor(ValueError):
+    """A `next` cursor that this service did not issue, or that was altered."""

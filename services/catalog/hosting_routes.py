@@ -1,0 +1,128 @@
+"""HTTP edges of the hosting API (seed 000): parse, call the domain, render."""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from services.catalog.hosting_schemas import (
+    ExploreQuery,
+    FileUploadSignedInstructions,
+    PageQuery,
+    UnprocessedVideo,
+    UploadQuery,
+    UserVideosList,
+    VideoPublic,
+    VideosPage,
+    VideoUpdateBody,
+    VideoUploadConfigRecord,
+    WatchQuery,
+    WatchVideoRecord,
+)
+from services.catalog.hosting_service import HostingService, VideoPage, VideoUpdate
+from services.catalog.keys import HOSTING
+from services.catalog.repository import Video, VideoStatus
+from shared.http import IDENTITY, REQUEST_ID, json_response, parse, require_user
+
+routes = web.RouteTableDef()
+
+
+def _public(hosting: HostingService, video: Video) -> VideoPublic:
+    return VideoPublic.of(video, hosting.url_for(video.thumbnail_key))
+
+
+def _page(hosting: HostingService, page: VideoPage) -> web.Response:
+    return json_response(
+        VideosPage(videos=[_public(hosting, v) for v in page.videos], next=page.next_cursor)
+    )
+
+
+@routes.get("/video/upload/config")
+async def upload_config(request: web.Request) -> web.Response:
+    require_user(request)
+    policy = request.app[HOSTING].policy
+    return json_response(
+        VideoUploadConfigRecord(
+            max_size_in_bytes=policy.max_size_bytes,
+            valid_file_types=list(policy.valid_file_types),
+        )
+    )
+
+
+@routes.get("/video/upload/")
+async def upload_instructions(request: web.Request) -> web.Response:
+    user_id = require_user(request)
+    query = parse(UploadQuery, dict(request.query), "query")
+    _, form = await request.app[HOSTING].request_upload(
+        user_id, query.file_content_type, query.file_name
+    )
+    return json_response(FileUploadSignedInstructions(url=form.url, signatures=form.fields))
+
+
+@routes.get("/video/my/")
+async def my_videos(request: web.Request) -> web.Response:
+    hosting = request.app[HOSTING]
+    videos = await hosting.my_videos(require_user(request))
+    return json_response(
+        UserVideosList(
+            videos=[_public(hosting, v) for v in videos if v.status is VideoStatus.PROCESSED],
+            unprocessed_videos=[
+                UnprocessedVideo.of(v) for v in videos if v.status is not VideoStatus.PROCESSED
+            ],
+        )
+    )
+
+
+@routes.put("/video/my/{hash_id}")
+async def update_video(request: web.Request) -> web.Response:
+    user_id = require_user(request)
+    try:
+        payload = json.loads(await request.read() or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        payload = None
+    body = parse(VideoUpdateBody, payload, "body")
+    await request.app[HOSTING].update(
+        user_id,
+        request.match_info["hash_id"],
+        VideoUpdate(title=body.title, description=body.description, is_private=body.is_private),
+    )
+    return web.Response(status=204)
+
+
+@routes.delete("/video/my/{hash_id}")
+async def delete_video(request: web.Request) -> web.Response:
+    await request.app[HOSTING].delete(
+        require_user(request), request.match_info["hash_id"], correlation_id=request[REQUEST_ID]
+    )
+    return web.Response(status=204)
+
+
+@routes.get("/video/explore/")
+async def explore(request: web.Request) -> web.Response:
+    query = parse(ExploreQuery, dict(request.query), "query")
+    hosting = request.app[HOSTING]
+    page = await hosting.explore(
+        request[IDENTITY].user_id, include_my=query.include_my, cursor=query.next
+    )
+    return _page(hosting, page)
+
+
+@routes.get("/video/user/{user_id}")
+async def user_videos(request: web.Request) -> web.Response:
+    query = parse(PageQuery, dict(request.query), "query")
+    hosting = request.app[HOSTING]
+    page = await hosting.user_videos(request.match_info["user_id"], query.next)
+    return _page(hosting, page)
+
+
+@routes.get("/video/watch/")
+async def watch(request: web.Request) -> web.Response:
+    query = parse(WatchQuery, dict(request.query), "query")
+    hosting = request.app[HOSTING]
+    video = await hosting.watch(request[IDENTITY].user_id, query.user_id, query.hash_id)
+    watchable_url = hosting.url_for(video.playback_key)
+    assert watchable_url is not None  # a processed video has a playback file
+    return json_response(
+        WatchVideoRecord(watchable_url=watchable_url, video=_public(hosting, video))
+    )

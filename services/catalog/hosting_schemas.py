@@ -1,0 +1,142 @@
+"""Request and response bodies of the hosting API (seed 000, FastAPI style)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_serializer
+
+from services.catalog.repository import Video
+
+
+def _iso_utc(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a `Z`, as every hosting timestamp."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class _Timestamps(BaseModel):
+    @field_serializer("upload_time", "listing_time", check_fields=False)
+    def _serialize_time(self, moment: datetime | None) -> str | None:
+        return _iso_utc(moment)
+
+
+# -- queries and bodies --------------------------------------------------------
+
+
+class UploadQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    file_content_type: str
+    file_name: str
+
+
+class ExploreQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    next: str | None = None
+    include_my: bool = False
+
+
+class PageQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    next: str | None = None
+
+
+class WatchQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    user_id: str = Field(min_length=1)
+    hash_id: str = Field(min_length=1)
+
+
+class VideoUpdateBody(BaseModel):
+    """PUT body: only these three fields change; any other field sent is ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=5000)
+    is_private: StrictBool | None = None
+
+
+# -- responses -----------------------------------------------------------------
+
+
+class VideoUploadConfigRecord(BaseModel):
+    max_size_in_bytes: int
+    valid_file_types: list[str]
+
+
+class FileUploadSignedInstructions(BaseModel):
+    url: str
+    signatures: dict[str, str]
+
+
+class VideoPublic(_Timestamps):
+    hash_id: str
+    user_id: str
+    file_name: str
+    upload_time: datetime
+    title: str
+    description: str
+    size_in_bytes: int | None
+    duration_seconds: int | None
+    video_type: str | None
+    thumbnail_url: str | None
+    is_private: bool
+    listing_time: datetime | None
+
+    @classmethod
+    def of(cls, video: Video, thumbnail_url: str | None) -> VideoPublic:
+        return cls(
+            hash_id=video.hash_id,
+            user_id=video.user_id,
+            file_name=video.file_name,
+            upload_time=video.upload_time,
+            title=video.title,
+            description=video.description,
+            size_in_bytes=video.size_in_bytes,
+            duration_seconds=(
+                round(video.duration_seconds) if video.duration_seconds is not None else None
+            ),
+            video_type=video.video_type,
+            thumbnail_url=thumbnail_url,
+            is_private=video.is_private,
+            listing_time=video.listing_time,
+        )
+
+
+class UnprocessedVideo(_Timestamps):
+    hash_id: str
+    user_id: str
+    file_name: str
+    upload_time: datetime
+    failure_reason: str | None = None
+
+    @classmethod
+    def of(cls, video: Video) -> UnprocessedVideo:
+        return cls(
+            hash_id=video.hash_id,
+            user_id=video.user_id,
+            file_name=video.file_name,
+            upload_time=video.upload_time,
+            failure_reason=video.failure_reason,
+        )
+
+
+class UserVideosList(BaseModel):
+    unprocessed_videos: list[UnprocessedVideo]
+    videos: list[VideoPublic]
+
+
+class VideosPage(BaseModel):
+    videos: list[VideoPublic]
+    next: str | None = None
+
+
+class WatchVideoRecord(BaseModel):
+    watchable_url: str
+    video: VideoPublic

@@ -1,0 +1,320 @@
+"""The hosting domain: upload instructions, the processing state machine, listings,
+watching and owner actions. Knows nothing of HTTP or AMQP.
+
+States: pending → processing → processed | failed, and deleted (a tombstone kept
+until its `video.deleted` event is out). Uploads complete outside Kino (the client
+POSTs to storage); `upload_arrived` is reached both from the store's notifications
+and from the reconciler's listing, and the guarded transition makes the second
+arrival a no-op, so `video.uploaded` is published once per upload.
+"""
+
+from __future__ import annotations
+
+import secrets
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import structlog
+
+from services.catalog.cursor import CursorCodec, PagePosition
+from services.catalog.errors import (
+    InvalidUploadRequest,
+    StillProcessing,
+    UserNotFound,
+    VideoIsPrivate,
+    VideoNotFound,
+)
+from services.catalog.repository import (
+    HashIdTaken,
+    UserDirectory,
+    Video,
+    VideoRepository,
+    VideoStatus,
+)
+from shared.events import Envelope, VideoDeleted, VideoFailed, VideoProcessed, VideoUploaded
+from shared.outbox import OutboxRelay
+from shared.storage import Storage, UploadForm
+
+log = structlog.get_logger(__name__)
+
+INCOMING_PREFIX = "incoming/"
+MAX_FILE_NAME_BYTES = 255
+_FORBIDDEN_NAME_CHARACTERS = frozenset("/\\")
+
+
+@dataclass(frozen=True)
+class HostingPolicy:
+    max_size_bytes: int
+    valid_file_types: tuple[str, ...]
+    upload_ttl: timedelta
+    url_ttl: timedelta
+    page_size: int
+
+
+@dataclass(frozen=True)
+class VideoPage:
+    videos: list[Video]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class VideoUpdate:
+    title: str | None = None
+    description: str | None = None
+    is_private: bool | None = None
+
+
+def validate_file_name(file_name: str) -> str:
+    """A display name only: it never becomes part of a storage key."""
+    name = unicodedata.normalize("NFC", file_name.strip())
+    if not name:
+        raise InvalidUploadRequest("file_name must not be empty")
+    if len(name.encode()) > MAX_FILE_NAME_BYTES:
+        raise InvalidUploadRequest(f"file_name must be at most {MAX_FILE_NAME_BYTES} bytes")
+    if any(c in _FORBIDDEN_NAME_CHARACTERS or unicodedata.category(c) == "Cc" for c in name):
+        raise InvalidUploadRequest(
+            "file_name must not contain path separators or control characters"
+        )
+    if name in {".", ".."}:
+        raise InvalidUploadRequest("file_name is not a file name")
+    return name
+
+
+def new_hash_id() -> str:
+    """Short, URL-safe, unguessable: 11 characters from 64 random bits."""
+    return secrets.token_urlsafe(8)
+
+
+class HostingService:
+    def __init__(
+        self,
+        videos: VideoRepository,
+        users: UserDirectory,
+        storage: Storage,
+        outbox: OutboxRelay,
+        cursors: CursorCodec,
+        policy: HostingPolicy,
+    ) -> None:
+        self._videos = videos
+        self._users = users
+        self._storage = storage
+        self._outbox = outbox
+        self._cursors = cursors
+        self.policy = policy
+
+    # -- uploads ---------------------------------------------------------------
+
+    async def request_upload(
+        self, user_id: str, content_type: str, file_name: str
+    ) -> tuple[Video, UploadForm]:
+        if content_type not in self.policy.valid_file_types:
+            raise InvalidUploadRequest(
+                f"file_content_type must be one of: {', '.join(self.policy.valid_file_types)}"
+            )
+        name = validate_file_name(file_name)
+        now = datetime.now(UTC)
+        expires_at = now + self.policy.upload_ttl
+        for _ in range(3):
+            hash_id = new_hash_id()
+            video = Video(
+                hash_id=hash_id,
+                user_id=user_id,
+                file_name=name,
+                content_type=content_type,
+                status=VideoStatus.PENDING,
+                upload_key=f"{INCOMING_PREFIX}{hash_id}",
+                upload_time=now,
+                upload_expires_at=expires_at,
+                title=name,
+            )
+            try:
+                await self._videos.insert(video)
+                break
+            except HashIdTaken:
+                continue
+        else:
+            raise RuntimeError("could not allocate a unique hash_id")
+        form = self._storage.upload_form(
+            video.upload_key,
+            content_type=content_type,
+            max_bytes=self.policy.max_size_bytes,
+            expires_at=expires_at,
+        )
+        return video, form
+
+    async def upload_arrived(
+        self, key: str, size: int, at: datetime, *, correlation_id: str | None = None
+    ) -> Video | None:
+        """The pending upload stored at `key` is complete: hand it to the transcoder.
+
+        Returns the video when this call made the transition, `None` if it was already
+        made (or the key belongs to no pending upload).
+        """
+        hash_id = key.removeprefix(INCOMING_PREFIX)
+        if not key.startswith(INCOMING_PREFIX) or not hash_id:
+            return None
+        video = await self._videos.get(hash_id)
+        if video is None or video.status is not VideoStatus.PENDING:
+            return None
+        event = Envelope.wrap(
+            VideoUploaded(
+                video_id=video.hash_id,
+                user_id=video.user_id,
+                object_key=video.upload_key,
+                file_name=video.file_name,
+                content_type=video.content_type,
+            ),
+            correlation_id=correlation_id,
+        )
+        moved = await self._videos.transition(
+            hash_id,
+            from_status=VideoStatus.PENDING,
+            to_status=VideoStatus.PROCESSING,
+            changes={"size_in_bytes": size, "upload_time": at},
+            events=[event],
+        )
+        if moved is not None:
+            log.info("upload arrived", video_id=hash_id, size=size)
+            await self._publish(hash_id)
+        return moved
+
+    async def processed(self, event: VideoProcessed) -> None:
+        await self._videos.transition(
+            event.video_id,
+            from_status=VideoStatus.PROCESSING,
+            to_status=VideoStatus.PROCESSED,
+            changes={
+                "duration_seconds": event.duration_seconds,
+                "size_in_bytes": event.size_in_bytes,
+                "video_type": event.video_type,
+                "playback_key": event.playback_key,
+                "thumbnail_key": event.thumbnail_key,
+                "listing_time": datetime.now(UTC),
+                "failure_reason": None,
+            },
+        )
+
+    async def failed(self, event: VideoFailed) -> None:
+        await self._videos.transition(
+            event.video_id,
+            from_status=VideoStatus.PROCESSING,
+            to_status=VideoStatus.FAILED,
+            changes={"failure_reason": event.failure_reason},
+        )
+
+    async def expire_pending(self, video: Video) -> bool:
+        """Drop a pending upload whose instructions ran out (no file ever arrived)."""
+        return await self._delete(video, from_status=VideoStatus.PENDING, correlation_id=None)
+
+    # -- reading ---------------------------------------------------------------
+
+    async def my_videos(self, user_id: str) -> list[Video]:
+        return await self._videos.of_user(user_id)
+
+    async def explore(
+        self, caller: str | None, *, include_my: bool, cursor: str | None
+    ) -> VideoPage:
+        listing = "explore" if include_my or caller is None else f"explore-not:{caller}"
+        return await self._page(listing, cursor, exclude_user=None if include_my else caller)
+
+    async def user_videos(self, user_id: str, cursor: str | None) -> VideoPage:
+        if not await self._users.exists(user_id):
+            raise UserNotFound
+        return await self._page(f"user:{user_id}", cursor, user_id=user_id)
+
+    async def watch(self, caller: str | None, user_id: str, hash_id: str) -> Video:
+        video = await self._videos.get(hash_id)
+        if video is None or video.user_id != user_id or video.status is not VideoStatus.PROCESSED:
+            raise VideoNotFound
+        if video.is_private and caller != video.user_id:
+            raise VideoIsPrivate
+        return video
+
+    def url_for(self, key: str | None) -> str | None:
+        return self._storage.download_url(key, self.policy.url_ttl) if key else None
+
+    # -- owner actions ---------------------------------------------------------
+
+    async def update(self, user_id: str, hash_id: str, update: VideoUpdate) -> None:
+        changes = {
+            name: value
+            for name, value in (
+                ("title", update.title),
+                ("description", update.description),
+                ("is_private", update.is_private),
+            )
+            if value is not None
+        }
+        video = await self._videos.get(hash_id)
+        if video is None or video.user_id != user_id:
+            raise VideoNotFound
+        if changes and not await self._videos.update_fields(hash_id, user_id, changes):
+            raise VideoNotFound
+
+    async def delete(self, user_id: str, hash_id: str, *, correlation_id: str | None) -> None:
+        video = await self._videos.get(hash_id)
+        if video is None or video.user_id != user_id:
+            raise VideoNotFound
+        if video.status is VideoStatus.PROCESSING:
+            raise StillProcessing
+        deletable = (VideoStatus.PENDING, VideoStatus.PROCESSED, VideoStatus.FAILED)
+        if not await self._delete(video, from_status=deletable, correlation_id=correlation_id):
+            # It changed state under us: either it started processing or it is gone.
+            current = await self._videos.get(hash_id)
+            if current is not None and current.status is VideoStatus.PROCESSING:
+                raise StillProcessing
+            raise VideoNotFound
+
+    # -- helpers ---------------------------------------------------------------
+
+    async def _delete(
+        self,
+        video: Video,
+        *,
+        from_status: VideoStatus | tuple[VideoStatus, ...],
+        correlation_id: str | None,
+    ) -> bool:
+        event = Envelope.wrap(
+            VideoDeleted(video_id=video.hash_id, object_keys=video.object_keys),
+            correlation_id=correlation_id,
+        )
+        deleted = await self._videos.transition(
+            video.hash_id,
+            from_status=from_status,
+            to_status=VideoStatus.DELETED,
+            changes={"deleted_at": datetime.now(UTC)},
+            events=[event],
+            owner=video.user_id,
+        )
+        if deleted is None:
+            return False
+        await self._publish(video.hash_id)
+        return True
+
+    async def _publish(self, hash_id: str) -> None:
+        try:
+            await self._outbox.flush(hash_id)
+        except Exception:
+            # The event stays in the document's outbox; the relay's sweep publishes it.
+            log.warning("event left in the outbox for the relay", video_id=hash_id, exc_info=True)
+
+    async def _page(
+        self,
+        listing: str,
+        cursor: str | None,
+        *,
+        user_id: str | None = None,
+        exclude_user: str | None = None,
+    ) -> VideoPage:
+        after = self._cursors.decode(cursor, listing) if cursor else None
+        size = self.policy.page_size
+        videos = await self._videos.listed_page(
+            limit=size + 1, after=after, user_id=user_id, exclude_user=exclude_user
+        )
+        if len(videos) <= size:
+            return VideoPage(videos, None)
+        last = videos[size - 1]
+        assert last.listing_time is not None
+        position = PagePosition(last.listing_time, last.hash_id)
+        return VideoPage(videos[:size], self._cursors.encode(position, listing))

@@ -1,0 +1,13 @@
+"""Typed application keys of the catalog."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from services.catalog.hosting_service import HostingService
+from services.catalog.upload_reconciler import UploadReconciler
+from shared.outbox import OutboxRelay
+
+HOSTING: web.AppKey[HostingService] = web.AppKey("hosting", HostingService)
+RECONCILER: web.AppKey[UploadReconciler] = web.AppKey("reconciler", UploadReconciler)
+VIDEO_OUTBOX: web.AppKey[OutboxRelay] = web.AppKey("video_outbox", OutboxRelay)

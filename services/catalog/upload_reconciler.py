@@ -1,0 +1,72 @@
+"""Finds finished uploads by listing the incoming prefix, for stores (or moments)
+without notifications, and cleans up what uploads leave behind.
+
+One listing per round, whatever the number of pending uploads: the listing is
+matched against the pending videos in one query. `incoming/` holds only uploads
+that were not processed yet (the transcoder removes an upload once it is done
+with it), so the listing stays small.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import structlog
+
+from services.catalog.hosting_service import INCOMING_PREFIX, HostingService
+from services.catalog.repository import VideoRepository
+from shared.storage import Storage
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ReconcileReport:
+    arrived: int
+    expired: int
+    orphans_removed: int
+    tombstones_purged: int
+
+
+class UploadReconciler:
+    def __init__(
+        self,
+        storage: Storage,
+        videos: VideoRepository,
+        hosting: HostingService,
+        *,
+        orphan_age: timedelta,
+    ) -> None:
+        self._storage = storage
+        self._videos = videos
+        self._hosting = hosting
+        self._orphan_age = orphan_age
+
+    async def run_once(self) -> ReconcileReport:
+        now = datetime.now(UTC)
+        objects = {o.key: o for o in await self._storage.list(INCOMING_PREFIX)}
+        arrived = 0
+        for video in await self._videos.pending_with_keys(list(objects)):
+            stored = objects[video.upload_key]
+            if await self._hosting.upload_arrived(stored.key, stored.size, stored.last_modified):
+                arrived += 1
+        expired = 0
+        for video in await self._videos.expired_pending(now):
+            if video.upload_key not in objects and await self._hosting.expire_pending(video):
+                expired += 1
+        # Objects no video claims (a pending upload deleted or expired before the
+        # file came) are removed once no policy that could still be in use names them.
+        known = await self._videos.known_upload_keys(list(objects))
+        orphans = [
+            key
+            for key, stored in objects.items()
+            if key not in known and now - stored.last_modified > self._orphan_age
+        ]
+        await self._storage.remove(orphans)
+        report = ReconcileReport(
+            arrived, expired, len(orphans), await self._videos.purge_tombstones()
+        )
+        if any(vars(report).values()):
+            log.info("upload reconciler", **vars(report))
+        return report

@@ -1,0 +1,110 @@
+"""Media jobs: fetch the upload, run the media pipeline off the event loop, store the
+outputs. Knows nothing of AMQP; the consumers publish what it returns.
+
+Outputs have fixed keys per video, so redoing a job (a redelivered message after a
+crash) overwrites the same objects: harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import structlog
+
+from services.transcoder.media.pipeline import PreparedMedia, prepare_media
+from services.transcoder.media.playback import PlaybackProfile
+from services.transcoder.media.probe import MediaLimits, MediaRejected
+from shared.events import VideoDeleted, VideoFailed, VideoProcessed, VideoUploaded
+from shared.storage import ObjectMissing, Storage
+
+log = structlog.get_logger(__name__)
+
+PLAYBACK_CONTENT_TYPE = "video/mp4"
+THUMBNAIL_CONTENT_TYPE = "image/jpeg"
+
+
+def playback_key(video_id: str) -> str:
+    return f"playback/{video_id}.mp4"
+
+
+def thumbnail_key(video_id: str) -> str:
+    return f"thumbnails/{video_id}.jpg"
+
+
+@dataclass(frozen=True)
+class MediaSettings:
+    limits: MediaLimits
+    profile: PlaybackProfile
+    thumbnail_max_width: int
+    work_dir: Path | None
+
+
+class MediaJobs:
+    def __init__(self, storage: Storage, executor: Executor, settings: MediaSettings) -> None:
+        self._storage = storage
+        self._executor = executor
+        self._settings = settings
+
+    async def process_upload(self, event: VideoUploaded) -> VideoProcessed | VideoFailed:
+        """Probe, thumbnail and make the playback file of one upload.
+
+        Media the pipeline refuses ends in `VideoFailed` with a readable reason;
+        storage or broker trouble raises, so the message is retried.
+        """
+        with tempfile.TemporaryDirectory(prefix="kino-", dir=self._settings.work_dir) as tmp:
+            workdir = Path(tmp)
+            source = workdir / "source"
+            try:
+                await self._storage.download(event.object_key, source)
+            except ObjectMissing:
+                return VideoFailed(video_id=event.video_id, failure_reason="uploaded file is missing")
+            try:
+                prepared = await self._run(workdir, source)
+            except MediaRejected as exc:
+                log.info("upload rejected", video_id=event.video_id, reason=str(exc))
+                return VideoFailed(video_id=event.video_id, failure_reason=str(exc))
+            await self._storage.upload(
+                prepared.playback, playback_key(event.video_id), PLAYBACK_CONTENT_TYPE
+            )
+            await self._storage.upload(
+                prepared.thumbnail, thumbnail_key(event.video_id), THUMBNAIL_CONTENT_TYPE
+            )
+            log.info(
+                "upload processed",
+                video_id=event.video_id,
+                remuxed=prepared.remuxed,
+                duration=prepared.info.duration_seconds,
+            )
+            return VideoProcessed(
+                video_id=event.video_id,
+                duration_seconds=prepared.info.duration_seconds,
+                size_in_bytes=prepared.playback.stat().st_size,
+                video_type=PLAYBACK_CONTENT_TYPE,
+                playback_key=playback_key(event.video_id),
+                thumbnail_key=thumbnail_key(event.video_id),
+            )
+
+    async def discard_upload(self, event: VideoUploaded) -> None:
+        """The upload is handled (its result published): drop the incoming object."""
+        await self._storage.remove([event.object_key])
+
+    async def delete_video(self, event: VideoDeleted) -> None:
+        keys = {*event.object_keys, playback_key(event.video_id), thumbnail_key(event.video_id)}
+        await self._storage.remove(sorted(keys))
+
+    async def _run(self, workdir: Path, source: Path) -> PreparedMedia:
+        # In an executor so the event loop keeps broker heartbeats flowing.
+        job = partial(
+            prepare_media,
+            source,
+            workdir,
+            self._settings.limits,
+            self._settings.profile,
+            self._settings.thumbnail_max_width,
+        )
+        return await asyncio.get_running_loop().run_in_executor(self._executor, job)
