@@ -126,10 +126,11 @@ class VideoRepository:
             ]
         )
         await self.collection.create_index([("user_id", ASCENDING), ("upload_time", DESCENDING)])
-        # the reconciler: pending uploads by expiry
+        # the reconciler: pending uploads by expiry, and listed objects by key
         await self.collection.create_index(
             [("status", ASCENDING), ("upload_expires_at", ASCENDING)]
         )
+        await self.collection.create_index("upload_key")
 
     async def insert(self, video: Video) -> None:
         document: Document = {
