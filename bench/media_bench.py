@@ -1,0 +1,293 @@
+"""Media benchmark: Kino's PyAV code against the `ffmpeg` command-line tool, side by side
+in one run, on one generated 1080p clip.
+
+Each benchmark is a named function from the shared `BenchContext` to a `Ratio`; add new
+ones (trimming, say) to `BENCHMARKS`. Timings are cached in the context by name, so
+benchmarks share measurements (the PyAV transcode serves two ratios). Measurements that
+are compared alternate between the two sides, and the best run of each counts: on a
+small shared machine, background load otherwise decides the ratio.
+
+Threading: PyAV gives codec contexts slice threading by default, while the `ffmpeg` tool
+uses frame threads. Kino's `transcode` sets `thread_type = "AUTO"` on the decoder and
+`"FRAME"` on libx264 (thread count 0, FFmpeg's automatic count, on both sides), which is
+what makes the comparison fair; the decode benchmark also prints PyAV left on its default
+slice threading, to show the difference.
+
+The `ffmpeg` tool is Debian's package (its own FFmpeg and libx264 builds, possibly
+older than PyAV's bundled ones); the x264 build of each output is printed so a gap can
+be told apart from a version difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+from av.audio.frame import AudioFrame
+from av.video.frame import PictureType, VideoFrame
+
+from services.transcoder.media.playback import PlaybackProfile, make_playback, transcode
+from services.transcoder.media.probe import MediaInfo, MediaLimits, probe
+
+CLIP_SIZE = (1920, 1080)
+CLIP_FPS = 30
+FFMPEG_MISSING = "install it with `apt-get install -y ffmpeg` (Debian/Ubuntu)"
+
+
+@dataclass(frozen=True)
+class Ratio:
+    name: str
+    #: None when the benchmark was skipped.
+    value: float | None
+    #: e.g. ">= 0.95"
+    target: str
+    detail: str
+
+    @property
+    def verdict(self) -> str:
+        if self.value is None:
+            return "SKIPPED"
+        op, bound = self.target.split()
+        met = self.value >= float(bound) if op == ">=" else self.value <= float(bound)
+        return "ok" if met else "MISSED"
+
+
+@dataclass
+class BenchContext:
+    workdir: Path
+    clip: Path
+    info: MediaInfo
+    frames: int
+    profile: PlaybackProfile
+    ffmpeg: str | None
+    #: Side-by-side measurements alternate this many times; the best run counts.
+    rounds: int = 2
+    #: Wall times in seconds of every run, by measurement name.
+    samples: dict[str, list[float]] = field(default_factory=dict)
+
+    def sample(self, name: str, action: Callable[[], object]) -> float:
+        """Run `action` once, record and return its wall time."""
+        started = time.perf_counter()
+        action()
+        elapsed = time.perf_counter() - started
+        self.samples.setdefault(name, []).append(elapsed)
+        return elapsed
+
+    def best(self, name: str, action: Callable[[], object], runs: int = 1) -> float:
+        """The best time of `name` over at least `runs` runs, reusing earlier ones."""
+        while len(self.samples.get(name, [])) < runs:
+            self.sample(name, action)
+        return min(self.samples[name])
+
+    def run_ffmpeg(self, *args: str) -> None:
+        assert self.ffmpeg is not None
+        subprocess.run(
+            [self.ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args],
+            check=True,
+        )
+
+
+Benchmark = Callable[[BenchContext], Ratio]
+
+
+def transcode_vs_ffmpeg(ctx: BenchContext) -> Ratio:
+    """PyAV `transcode` fps ÷ `ffmpeg` fps, same libx264/AAC settings and thread count."""
+    name, target = "transcode fps, PyAV / ffmpeg", ">= 0.95"
+    pyav_out, cli_out = ctx.workdir / "pyav.mp4", ctx.workdir / "cli.mp4"
+
+    def pyav_transcode() -> None:
+        transcode(ctx.clip, pyav_out, ctx.info, ctx.profile)
+
+    if ctx.ffmpeg is None:
+        ctx.best("pyav transcode", pyav_transcode)  # still wanted by remux_vs_transcode
+        return Ratio(name, None, target, f"ffmpeg not on PATH: {FFMPEG_MISSING}")
+    threads = str(ctx.profile.threads)
+
+    def cli_transcode() -> None:
+        ctx.run_ffmpeg(
+            "-threads", threads, "-i", str(ctx.clip),
+            "-map", "0:v:0", "-map", "0:a:0?",
+            "-c:v", "libx264", "-preset", ctx.profile.preset, "-crf", str(ctx.profile.crf),
+            "-pix_fmt", "yuv420p", "-threads", threads,
+            "-c:a", "aac", "-b:a", str(ctx.profile.audio_bitrate),
+            "-movflags", "+faststart", str(cli_out),
+        )  # fmt: skip
+
+    for _ in range(ctx.rounds):  # alternate, so background load hits both sides alike
+        ctx.sample("pyav transcode", pyav_transcode)
+        ctx.sample("ffmpeg transcode", cli_transcode)
+    pyav = ctx.best("pyav transcode", pyav_transcode)
+    cli = ctx.best("ffmpeg transcode", cli_transcode)
+    detail = (
+        f"best of {ctx.rounds}: PyAV {ctx.frames / pyav:.1f} fps ({pyav:.1f} s), "
+        f"ffmpeg {ctx.frames / cli:.1f} fps ({cli:.1f} s); x264 PyAV: {_x264_build(pyav_out)}, "
+        f"ffmpeg: {_x264_build(cli_out)}; output {pyav_out.stat().st_size // 1024} KiB vs "
+        f"{cli_out.stat().st_size // 1024} KiB"
+    )
+    return Ratio(name, cli / pyav, target, detail)
+
+
+def decode_vs_ffmpeg(ctx: BenchContext) -> Ratio:
+    """PyAV decode fps (thread_type AUTO) ÷ `ffmpeg -i clip -f null -` fps."""
+    name, target = "decode fps, PyAV / ffmpeg", ">= 0.9"
+
+    def pyav_decode() -> None:
+        _decode_everything(ctx.clip, "AUTO")
+
+    def cli_decode() -> None:
+        ctx.run_ffmpeg("-i", str(ctx.clip), "-f", "null", "-")
+
+    if ctx.ffmpeg is None:
+        return Ratio(name, None, target, f"ffmpeg not on PATH: {FFMPEG_MISSING}")
+    for _ in range(ctx.rounds + 1):
+        ctx.sample("pyav decode", pyav_decode)
+        ctx.sample("ffmpeg decode", cli_decode)
+    pyav, cli = ctx.best("pyav decode", pyav_decode), ctx.best("ffmpeg decode", cli_decode)
+    slice_threads = ctx.best(
+        "pyav decode, slice threads", lambda: _decode_everything(ctx.clip, None)
+    )
+    detail = (
+        f"best of {ctx.rounds + 1}: PyAV {ctx.frames / pyav:.0f} fps, ffmpeg "
+        f"{ctx.frames / cli:.0f} fps (PyAV left on its default slice threading: "
+        f"{ctx.frames / slice_threads:.0f} fps)"
+    )
+    return Ratio(name, cli / pyav, target, detail)
+
+
+def remux_vs_transcode(ctx: BenchContext) -> Ratio:
+    """`make_playback` on a playable H.264/AAC MP4 (remux) ÷ the PyAV transcode of it."""
+    name, target = "playback time, remux / transcode", "<= 0.05"
+    remux_out, pyav_out = ctx.workdir / "remuxed.mp4", ctx.workdir / "pyav.mp4"
+    remuxed: list[bool] = []
+    remux = ctx.best(
+        "make_playback remux",
+        lambda: remuxed.append(make_playback(ctx.clip, remux_out, ctx.info, ctx.profile)),
+        runs=3,
+    )
+    if not all(remuxed):
+        return Ratio(name, None, target, "make_playback re-encoded a playable clip")
+    full = ctx.best("pyav transcode", lambda: transcode(ctx.clip, pyav_out, ctx.info, ctx.profile))
+    return Ratio(name, remux / full, target, f"remux {remux:.2f} s, transcode {full:.1f} s")
+
+
+BENCHMARKS: list[tuple[str, Benchmark]] = [
+    ("transcode", transcode_vs_ffmpeg),
+    ("decode", decode_vs_ffmpeg),
+    ("remux", remux_vs_transcode),
+]
+
+
+def make_bench_clip(path: Path, seconds: float) -> int:
+    """A 1080p H.264/AAC MP4 of FFmpeg's `testsrc2` and a sine (libx264 ultrafast, so it
+    is quick to make). Returns its frame count."""
+    frames = round(seconds * CLIP_FPS)
+    with av.open(str(path), "w") as output:
+        video = output.add_stream("libx264", rate=CLIP_FPS, options={"preset": "ultrafast"})
+        video.width, video.height = CLIP_SIZE
+        video.pix_fmt = "yuv420p"
+        video.codec_context.thread_type = "FRAME"
+        sound = output.add_stream("aac", rate=48_000)
+        for picture in _lavfi_frames(
+            f"testsrc2=size={CLIP_SIZE[0]}x{CLIP_SIZE[1]}:rate={CLIP_FPS}:duration={seconds}"
+        ):
+            assert isinstance(picture, VideoFrame)
+            # Source filters mark every frame as I and libx264 obeys: let it choose.
+            picture.pict_type = PictureType.NONE
+            output.mux(video.encode(picture))
+        output.mux(video.encode(None))
+        for chunk in _lavfi_frames(f"sine=frequency=440:sample_rate=48000:duration={seconds}"):
+            assert isinstance(chunk, AudioFrame)
+            output.mux(sound.encode(chunk))
+        output.mux(sound.encode(None))
+    return frames
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=30.0, help="clip length (30)")
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each side (2)")
+    parser.add_argument(
+        "--only", action="append", choices=[name for name, _ in BENCHMARKS], help="repeatable"
+    )
+    args = parser.parse_args(argv)
+
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        print(f"ffmpeg is not on PATH: {FFMPEG_MISSING}.")
+        print("Skipping the ratios against it (transcode, decode); the others still run.")
+    with tempfile.TemporaryDirectory(prefix="kino-bench-") as tmp:
+        workdir = Path(tmp)
+        clip = workdir / "clip.mp4"
+        print(f"generating a {CLIP_SIZE[0]}x{CLIP_SIZE[1]} {args.seconds:g} s clip...")
+        started = time.perf_counter()
+        frames = make_bench_clip(clip, args.seconds)
+        print(f"  done in {time.perf_counter() - started:.1f} s")
+        limits = MediaLimits(max_duration_seconds=4 * 3600, max_width=7680, max_height=4320)
+        ctx = BenchContext(
+            workdir=workdir,
+            clip=clip,
+            info=probe(clip, limits),
+            frames=frames,
+            profile=PlaybackProfile(),
+            ffmpeg=ffmpeg,
+            rounds=args.rounds,
+        )
+        print(f"load average before the runs: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+        print(f"profile: {ctx.profile}; ffmpeg: {_ffmpeg_version(ffmpeg)}; PyAV {av.__version__}")
+        for name, benchmark in BENCHMARKS:
+            if args.only and name not in args.only:
+                continue
+            ratio = benchmark(ctx)
+            value = "-" if ratio.value is None else f"{ratio.value:.3f}"
+            print(f"{ratio.name:<36} {value:>7}  (target {ratio.target}) {ratio.verdict}")
+            print(f"    {ratio.detail}")
+    return 0
+
+
+def _decode_everything(clip: Path, thread_type: str | None) -> None:
+    with av.open(str(clip)) as source:
+        video = source.streams.video[0]
+        if thread_type is not None:
+            video.codec_context.thread_type = thread_type
+        for _ in source.decode(video, *source.streams.audio):
+            pass
+
+
+def _lavfi_frames(source: str) -> Iterator[VideoFrame | AudioFrame]:
+    """The frames of an FFmpeg source filter ("testsrc2=...", "sine=..."), one by one."""
+    graph = av.filter.Graph()
+    name, _, args = source.partition("=")
+    sink_name = "abuffersink" if name == "sine" else "buffersink"
+    head, sink = graph.add(name, args), graph.add(sink_name)
+    graph.link_nodes(head, sink)
+    graph.configure()
+    while True:
+        try:
+            frame = sink.pull()
+        except av.EOFError:
+            return
+        assert isinstance(frame, VideoFrame | AudioFrame)
+        yield frame
+
+
+def _x264_build(path: Path) -> str:
+    """x264 writes its version into the stream (an SEI message): "core 164 r3095"."""
+    with path.open("rb") as file:
+        match = re.search(rb"x264 - (core \d+(?: r\d+)?)", file.read(1 << 20))
+    return match.group(1).decode() if match else "unknown"
+
+
+def _ffmpeg_version(ffmpeg: str | None) -> str:
+    if ffmpeg is None:
+        return "not installed"
+    banner = subprocess.run([ffmpeg, "-version"], capture_output=True, text=True, check=False)
+    return banner.stdout.split("\n", 1)[0].removeprefix("ffmpeg version ").split(" ")[0]
