@@ -29,5 +29,10 @@ lint: setup
 test: setup lint
 	$(PY) -m pytest
 
+# Media benchmarks: ratios measured side by side in one run (needs Debian's ffmpeg
+# for the command-line comparison: apt-get install -y ffmpeg).
+bench: setup
+	$(PY) -m bench
+
 clean:
 	rm -rf .run .pytest_cache .mypy_cache .ruff_cache
