@@ -62,7 +62,9 @@ class MediaJobs:
             try:
                 await self._storage.download(event.object_key, source)
             except ObjectMissing:
-                return VideoFailed(video_id=event.video_id, failure_reason="uploaded file is missing")
+                return VideoFailed(
+                    video_id=event.video_id, failure_reason="uploaded file is missing"
+                )
             try:
                 prepared = await self._run(workdir, source)
             except MediaRejected as exc:
