@@ -36,7 +36,7 @@ class CatalogSettings(KinoSettings, MongoSettings, BrokerSettings, StorageSettin
     #: How long upload instructions stay valid.
     upload_policy_ttl_seconds: int = Field(default=3600, ge=60)
     #: How often the upload reconciler lists the incoming prefix.
-    upload_reconcile_interval_seconds: float = Field(default=15.0, gt=0)
+    upload_reconcile_interval_seconds: float = Field(default=5.0, gt=0)
     #: Lifetime of presigned watch and thumbnail URLs.
     presigned_url_ttl_seconds: int = Field(default=3600, ge=60)
     #: Videos per page of `/video/explore/` and `/video/user/{id}`.
