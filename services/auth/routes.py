@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
 
 from services.auth.keys import AUTH_SERVICE, TOKEN_ISSUER
 from services.auth.schemas import (
@@ -19,11 +18,9 @@ from services.auth.schemas import (
     UserDocument,
     UserResource,
 )
-from shared.http import IDENTITY, JSONAPI, JSONAPI_CONTENT_TYPE, REQUEST_ID, json_response
+from shared.http import IDENTITY, JSONAPI_CONTENT_TYPE, REQUEST_ID, json_response, parse
 
 routes = web.RouteTableDef()
-
-M = TypeVar("M", bound=BaseModel)
 
 _JSON_TYPES = {"application/json", JSONAPI_CONTENT_TYPE}
 _POINTER_BASE = "/data/attributes"
@@ -50,16 +47,9 @@ async def _attributes(request: web.Request) -> dict[str, Any]:
     return {key: value for key, value in form.items() if isinstance(value, str)}
 
 
-async def _parse(request: web.Request, model: type[M]) -> M:
-    return model.model_validate(await _attributes(request))
-
-
 @routes.post("/api/v1/users/registration")
 async def register(request: web.Request) -> web.Response:
-    try:
-        data = await _parse(request, RegistrationInput)
-    except ValidationError as exc:
-        return JSONAPI.validation_error(exc, location=_POINTER_BASE)
+    data = parse(RegistrationInput, await _attributes(request), _POINTER_BASE)
     user = await request.app[AUTH_SERVICE].register(data, correlation_id=request[REQUEST_ID])
     document = UserDocument(
         data=UserResource(id=user.id, attributes=UserAttributes(email=user.email))
@@ -69,10 +59,7 @@ async def register(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/users/session")
 async def create_session(request: web.Request) -> web.Response:
-    try:
-        data = await _parse(request, SessionInput)
-    except ValidationError as exc:
-        return JSONAPI.validation_error(exc, location=_POINTER_BASE)
+    data = parse(SessionInput, await _attributes(request), _POINTER_BASE)
     token = await request.app[AUTH_SERVICE].sign_in(
         data, client_address=request[IDENTITY].client_address
     )
