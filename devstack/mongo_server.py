@@ -6,32 +6,25 @@ imports it.
 
 from __future__ import annotations
 
-import shutil
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from devstack.errors import StoreFailed, redact_url
+from devstack.errors import redact_url
 from devstack.ports import LOOPBACK
-from devstack.probes import mongo_ping, require_tcp, wait_until
-from devstack.processes import EmbeddedServer, spawn, stop_all
+from devstack.probes import embedded_store, mongo_ping, require_tcp, wait_for_store
+from devstack.processes import EmbeddedServer, find_executable, spawn
 
 EXECUTABLE = "secantusd-py"
 
 
 def find_secantusd() -> str:
     """The venv's `secantusd-py` (next to this interpreter) or one on PATH."""
-    beside_python = Path(sys.executable).parent / EXECUTABLE
-    if beside_python.exists():
-        return str(beside_python)
-    found = shutil.which(EXECUTABLE)
-    if found is None:
-        raise StoreFailed(
-            f"{EXECUTABLE} not found: install the dev dependencies "
-            "(pip install -e '.[dev]') or set KINO_MONGO_URL to a MongoDB server"
-        )
-    return found
+    return find_executable(
+        EXECUTABLE,
+        advice="install the dev dependencies (pip install -e '.[dev]') "
+        "or set KINO_MONGO_URL to a MongoDB server",
+    )
 
 
 @contextmanager
@@ -56,17 +49,14 @@ def run_secantusdb(
     ]
     url = f"mongodb://{LOOPBACK}:{port}"
     process = spawn("secantusdb", argv, log_path=log_path)
-    try:
-        wait_until(
-            lambda: _answers(port, url),
-            what=f"SecantusDB on port {port}",
-            timeout=timeout,
-            error=StoreFailed,
-            process=process,
-        )
-        yield EmbeddedServer(url, process)
-    finally:
-        stop_all([process])
+    with embedded_store(
+        process,
+        url,
+        lambda: _answers(port, url),
+        what=f"SecantusDB on port {port}",
+        timeout=timeout,
+    ) as server:
+        yield server
 
 
 def _answers(port: int, url: str) -> None:
@@ -77,9 +67,8 @@ def _answers(port: int, url: str) -> None:
 
 def check_mongo(url: str, timeout: float = 10.0) -> None:
     """Make sure an external MongoDB (from KINO_MONGO_URL) answers, or say so clearly."""
-    wait_until(
+    wait_for_store(
         lambda: mongo_ping(url),
         what=f"MongoDB at KINO_MONGO_URL={redact_url(url)}",
         timeout=timeout,
-        error=StoreFailed,
     )

@@ -11,13 +11,14 @@ import socket
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from pymongo import MongoClient
 
-from devstack.errors import DevstackError
-from devstack.processes import ManagedProcess
+from devstack.errors import DevstackError, StoreFailed
+from devstack.processes import EmbeddedServer, ManagedProcess, stop_all
 
 T = TypeVar("T")
 
@@ -54,6 +55,41 @@ def wait_until(
             tail = f"; log {process.log_path}:\n{process.log_tail()}" if process else ""
             raise error(f"{what} not ready after {timeout:.0f} s ({last_problem}){tail}")
         time.sleep(POLL_INTERVAL)
+
+
+def wait_for_store(
+    check: Callable[[], T],
+    *,
+    what: str,
+    timeout: float,
+    process: ManagedProcess | None = None,
+    still_alive: Callable[[], str | None] | None = None,
+) -> T:
+    """`wait_until` for a store (database, object store, broker): failing, it raises
+    `StoreFailed`."""
+    return wait_until(
+        check,
+        what=what,
+        timeout=timeout,
+        error=StoreFailed,
+        process=process,
+        still_alive=still_alive,
+    )
+
+
+@contextmanager
+def embedded_store(
+    process: ManagedProcess, url: str, check: Callable[[], object], *, what: str, timeout: float
+) -> Iterator[EmbeddedServer]:
+    """A store the devstack started (`process`, reached at `url`), once `check` passes.
+
+    The process is stopped when the block ends, and when it never becomes ready.
+    """
+    try:
+        wait_for_store(check, what=what, timeout=timeout, process=process)
+        yield EmbeddedServer(url, process)
+    finally:
+        stop_all([process])
 
 
 def tcp_accepts(host: str, port: int, timeout: float = 0.5) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from devstack.errors import DevstackError
+from devstack.errors import DevstackError, StoreFailed
 
 #: How long children get to exit after SIGTERM before SIGKILL.
 DEFAULT_STOP_GRACE = 10.0
@@ -58,6 +59,20 @@ class ManagedProcess:
     def signal_group(self, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):  # group gone already
             os.killpg(self.popen.pid, sig)
+
+
+def find_executable(name: str, *, advice: str) -> str:
+    """The venv's `name` (next to this interpreter) or one on PATH.
+
+    When there is neither, `StoreFailed` says "`name` not found: `advice`".
+    """
+    beside_python = Path(sys.executable).parent / name
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which(name)
+    if found is None:
+        raise StoreFailed(f"{name} not found: {advice}")
+    return found
 
 
 def spawn(

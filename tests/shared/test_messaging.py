@@ -11,12 +11,14 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
 import pytest
-from aio_pika.abc import AbstractConnection, AbstractIncomingMessage, AbstractQueue
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from pydantic import ValidationError
 
 from devstack.stores import StoreEndpoints
@@ -31,50 +33,17 @@ from shared.messaging import (
     Subscription,
     connected_broker,
 )
+from tests.shared.broker_helpers import TIMEOUT, BrokerSetup, RabbitView, make_event
 
 SERVICE = "testsvc"
-TIMEOUT = 10.0
-
-
-def make_event() -> UserRegistered:
-    suffix = uuid.uuid4().hex[:8]
-    return UserRegistered(user_id=f"user-{suffix}", email=f"{suffix}@example.org")
 
 
 # -- fixtures ------------------------------------------------------------------
 
 
 @pytest.fixture
-async def amqp(stores: StoreEndpoints) -> AsyncIterator[AbstractConnection]:
-    """A plain aio-pika connection for the test's own look at the broker."""
-    connection = await aio_pika.connect(stores.amqp_url)
-    async with connection:
-        yield connection
-
-
-@pytest.fixture
-async def settings(
-    stores: StoreEndpoints, namespace: str, amqp: AbstractConnection
-) -> AsyncIterator[BrokerSettings]:
-    tag = uuid.uuid4().hex[:6]
-    settings = BrokerSettings(
-        amqp_url=stores.amqp_url,
-        amqp_exchange=f"kino.{namespace}.{tag}",
-        amqp_queue_prefix=f"{namespace}.{tag}",
-        amqp_retry_delay_seconds=0.2,
-        amqp_max_attempts=3,
-        amqp_prefetch=4,
-    )
-    yield settings
-    channel = await amqp.channel()
-    await channel.exchange_delete(settings.amqp_exchange)
-    await channel.close()
-
-
-@pytest.fixture
-async def broker(settings: BrokerSettings) -> AsyncIterator[Broker]:
-    async with connected_broker(settings, SERVICE) as broker:
-        yield broker
+def broker_setup(namespace: str) -> BrokerSetup:
+    return BrokerSetup(service=SERVICE, prefix=namespace, prefetch=4)
 
 
 @pytest.fixture
@@ -84,42 +53,6 @@ def subscription() -> Subscription:
 
 
 # -- helpers -------------------------------------------------------------------
-
-
-async def start(broker: Broker, subscription: Subscription, cleanup: list[str]) -> QueueNames:
-    names = broker.queue_names(subscription)
-    cleanup.extend([names.main, names.retry, names.dead_letter])
-    return await broker.consume(subscription)
-
-
-async def probe_queue(
-    amqp: AbstractConnection, settings: BrokerSettings, cleanup: list[str]
-) -> AbstractQueue:
-    """A queue of the test's own, bound to `user.registered` on the test's exchange."""
-    name = f"{settings.amqp_queue_prefix}.probe.{uuid.uuid4().hex[:6]}"
-    cleanup.append(name)
-    channel = await amqp.channel()
-    exchange = await channel.declare_exchange(
-        settings.amqp_exchange, aio_pika.ExchangeType.TOPIC, durable=True
-    )
-    queue = await channel.declare_queue(name, durable=True)
-    await queue.bind(exchange, routing_key=UserRegistered.event_type)
-    return queue
-
-
-async def queue_state(amqp: AbstractConnection, name: str) -> tuple[int, int]:
-    """(ready messages, consumers) of a queue; unacked messages are not counted."""
-    channel = await amqp.channel()
-    try:
-        queue = await channel.declare_queue(name, passive=True)
-        result = queue.declaration_result
-        return result.message_count or 0, result.consumer_count or 0
-    finally:
-        await channel.close()
-
-
-async def ready(amqp: AbstractConnection, name: str) -> int:
-    return (await queue_state(amqp, name))[0]
 
 
 async def eventually(
@@ -132,40 +65,118 @@ async def eventually(
         await asyncio.sleep(0.02)
 
 
-async def take_one(amqp: AbstractConnection, name: str) -> AbstractIncomingMessage:
-    """Wait for a message in a queue and take it out (polling with a deadline)."""
-    channel = await amqp.channel()
-    queue = await channel.get_queue(name, ensure=False)
-    deadline = time.monotonic() + TIMEOUT
-    while (message := await queue.get(no_ack=True, fail=False)) is None:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no message arrived in {name}")
-        await asyncio.sleep(0.02)
-    await channel.close()
-    return message
+async def assert_sentinel_comes_first(broker: Broker, queue: AbstractQueue) -> None:
+    """Publish a sentinel: messages of one channel stay in order, so anything published
+    before it (that should not have gone out) would be in front of it."""
+    sentinel = await broker.publish(make_event(), correlation_id=None)
+    first = await queue.get(no_ack=True, fail=False)
+    assert first is not None
+    assert Envelope.model_validate_json(first.body).id == sentinel.id
 
 
-async def publish_raw(
-    amqp: AbstractConnection, settings: BrokerSettings, body: bytes, routing_key: str
-) -> None:
-    channel = await amqp.channel(publisher_confirms=True)
-    exchange = await channel.get_exchange(settings.amqp_exchange, ensure=False)
-    await exchange.publish(
-        aio_pika.Message(body, content_type="application/json"), routing_key=routing_key
-    )
-    await channel.close()
+def recording_handler(
+    subscription: Subscription, failure: Callable[[int], Exception | None] | None = None
+) -> list[uuid.UUID]:
+    """Route `user.registered` to a handler that records the envelope id of every call,
+    then raises `failure(number of calls so far)` unless that is None.
+
+    Returns the recorded ids.
+    """
+    calls: list[uuid.UUID] = []
+
+    @subscription.on(UserRegistered)
+    async def handle(event: UserRegistered, envelope: Envelope) -> None:
+        calls.append(envelope.id)
+        if failure is not None and (error := failure(len(calls))) is not None:
+            raise error
+
+    return calls
+
+
+@dataclass
+class HeldHandler:
+    """A handler that holds every event until `release` is set, recording the ids it
+    finished and those it was cancelled on."""
+
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    finished: list[uuid.UUID] = field(default_factory=list)
+    cancelled: list[uuid.UUID] = field(default_factory=list)
+
+    def route(self, subscription: Subscription) -> None:
+        @subscription.on(UserRegistered)
+        async def hold(event: UserRegistered, envelope: Envelope) -> None:
+            self.started.set()
+            try:
+                await self.release.wait()
+            except asyncio.CancelledError:
+                self.cancelled.append(envelope.id)
+                raise
+            self.finished.append(envelope.id)
+
+
+async def start_and_publish(
+    rabbit: RabbitView,
+    broker: Broker,
+    subscription: Subscription,
+    *,
+    correlation_id: str | None = None,
+) -> tuple[QueueNames, Envelope]:
+    """Start consuming, then publish one new event; its queues and envelope."""
+    names = await rabbit.start(broker, subscription)
+    envelope = await broker.publish(make_event(), correlation_id=correlation_id)
+    return names, envelope
+
+
+async def hold_one_message(
+    rabbit: RabbitView, broker: Broker, subscription: Subscription
+) -> tuple[QueueNames, Envelope, HeldHandler]:
+    """Publish one event and wait until a `HeldHandler` of `broker` is holding it."""
+    held = HeldHandler()
+    held.route(subscription)
+    names, envelope = await start_and_publish(rabbit, broker, subscription)
+    await asyncio.wait_for(held.started.wait(), TIMEOUT)
+    return names, envelope, held
+
+
+async def dead_letter_of(
+    rabbit: RabbitView, broker: Broker, names: QueueNames
+) -> AbstractIncomingMessage:
+    """Take the message that arrives in the dead-letter queue, then stop consuming."""
+    dead = await rabbit.take_one(names.dead_letter)
+    await broker.stop_consuming(grace_seconds=TIMEOUT)
+    return dead
+
+
+@asynccontextmanager
+async def recording_consumer(
+    rabbit: RabbitView, subscription_name: str
+) -> AsyncIterator[tuple[Broker, asyncio.Queue[uuid.UUID]]]:
+    """A new consumer of the subscription, on a broker connection of its own.
+
+    Yields that broker and the queue it puts the id of every event it handles into;
+    it stops consuming (letting its handlers finish) when the block ends.
+    """
+    seen: asyncio.Queue[uuid.UUID] = asyncio.Queue()
+    again = Subscription(name=subscription_name)
+
+    @again.on(UserRegistered)
+    async def record(event: UserRegistered, envelope: Envelope) -> None:
+        await seen.put(envelope.id)
+
+    async with connected_broker(rabbit.settings, SERVICE) as other:
+        await rabbit.start(other, again)
+        yield other, seen
+        await other.stop_consuming(grace_seconds=TIMEOUT)
 
 
 # -- publishing ----------------------------------------------------------------
 
 
 async def test_publish_returns_after_confirm_and_delivers_the_envelope(
-    broker: Broker,
-    settings: BrokerSettings,
-    amqp: AbstractConnection,
-    amqp_cleanup: list[str],
+    broker: Broker, rabbit: RabbitView
 ) -> None:
-    queue = await probe_queue(amqp, settings, amqp_cleanup)
+    queue = await rabbit.probe_queue()
     event = make_event()
 
     envelope = await broker.publish(event, correlation_id="req-123")
@@ -189,69 +200,48 @@ async def test_publish_returns_after_confirm_and_delivers_the_envelope(
 
 
 async def test_publish_envelope_with_invalid_data_raises_before_sending(
-    broker: Broker,
-    settings: BrokerSettings,
-    amqp: AbstractConnection,
-    amqp_cleanup: list[str],
+    broker: Broker, rabbit: RabbitView
 ) -> None:
-    queue = await probe_queue(amqp, settings, amqp_cleanup)
+    queue = await rabbit.probe_queue()
     invalid = Envelope(type=UserRegistered.event_type, version=1, data={"user_id": "u-1"})
 
     with pytest.raises(ValidationError, match="email"):
         await broker.publish_envelope(invalid)
 
-    # Messages of one channel stay in order: if the invalid one had gone out, it
-    # would be in front of this one.
-    sentinel = await broker.publish(make_event(), correlation_id=None)
-    first = await queue.get(no_ack=True, fail=False)
-    assert first is not None
-    assert Envelope.model_validate_json(first.body).id == sentinel.id
+    await assert_sentinel_comes_first(broker, queue)
     assert await queue.get(no_ack=True, fail=False) is None
 
 
 async def test_publish_envelope_of_unknown_type_raises_before_sending(
-    broker: Broker,
-    settings: BrokerSettings,
-    amqp: AbstractConnection,
-    amqp_cleanup: list[str],
+    broker: Broker, rabbit: RabbitView
 ) -> None:
-    channel = await amqp.channel()
-    name = f"{settings.amqp_queue_prefix}.probe-unknown"
-    amqp_cleanup.append(name)
-    queue = await channel.declare_queue(name, durable=True)
-    await queue.bind(settings.amqp_exchange, routing_key="#")
+    everything = await rabbit.probe_queue(routing_key="#")
     unknown = Envelope(type="user.teleported", version=1, data={"user_id": "u-1"})
 
     with pytest.raises(ValueError, match="unknown event type"):
         await broker.publish_envelope(unknown)
 
-    sentinel = await broker.publish(make_event(), correlation_id=None)
-    first = await queue.get(no_ack=True, fail=False)
-    assert first is not None
-    assert Envelope.model_validate_json(first.body).id == sentinel.id
+    await assert_sentinel_comes_first(broker, everything)
 
 
 # -- consuming -----------------------------------------------------------------
 
 
 async def test_handler_error_is_retried_and_succeeds_on_second_delivery(
-    broker: Broker,
-    subscription: Subscription,
-    amqp: AbstractConnection,
-    amqp_cleanup: list[str],
+    broker: Broker, subscription: Subscription, rabbit: RabbitView
 ) -> None:
-    calls: list[uuid.UUID] = []
     succeeded = asyncio.Event()
 
-    @subscription.on(UserRegistered)
-    async def handle(event: UserRegistered, envelope: Envelope) -> None:
-        calls.append(envelope.id)
-        if len(calls) == 1:
-            raise RuntimeError("transient hiccup")
+    def fail_the_first_attempt(attempt: int) -> Exception | None:
+        if attempt == 1:
+            return RuntimeError("transient hiccup")
         succeeded.set()
+        return None
 
-    names = await start(broker, subscription, amqp_cleanup)
-    envelope = await broker.publish(make_event(), correlation_id="req-retry")
+    calls = recording_handler(subscription, fail_the_first_attempt)
+    names, envelope = await start_and_publish(
+        rabbit, broker, subscription, correlation_id="req-retry"
+    )
 
     await asyncio.wait_for(succeeded.wait(), TIMEOUT)
     # Waits for the handler's ack, then closes the channel: an unacked message
@@ -259,30 +249,19 @@ async def test_handler_error_is_retried_and_succeeds_on_second_delivery(
     await broker.stop_consuming(grace_seconds=TIMEOUT)
 
     assert calls == [envelope.id, envelope.id]
-    assert await ready(amqp, names.main) == 0
-    assert await ready(amqp, names.retry) == 0
-    assert await ready(amqp, names.dead_letter) == 0
+    await rabbit.assert_none_ready(names.main, names.retry, names.dead_letter)
 
 
 async def test_handler_failing_every_attempt_ends_in_dead_letter_queue(
-    broker: Broker,
-    settings: BrokerSettings,
-    subscription: Subscription,
-    amqp: AbstractConnection,
-    amqp_cleanup: list[str],
+    broker: Broker, subscription: Subscription, rabbit: RabbitView
 ) -> None:
-    calls: list[uuid.UUID] = []
+    settings = rabbit.settings
+    calls = recording_handler(subscription, lambda n: RuntimeError(f"still broken #{n}"))
+    names, envelope = await start_and_publish(
+        rabbit, broker, subscription, correlation_id="req-dlq"
+    )
 
-    @subscription.on(UserRegistered)
-    async def handle(event: UserRegistered, envelope: Envelope) -> None:
-        calls.append(envelope.id)
-        raise RuntimeError(f"still broken #{len(calls)}")
-
-    names = await start(broker, subscription, amqp_cleanup)
-    envelope = await broker.publish(make_event(), correlation_id="req-dlq")
-
-    dead = await take_one(amqp, names.dead_letter)
-    await broker.stop_consuming(grace_seconds=TIMEOUT)
+    dead = await dead_letter_of(rabbit, broker, names)
 
     assert settings.amqp_max_attempts == 3
     assert calls == [envelope.id] * settings.amqp_max_attempts
@@ -294,9 +273,8 @@ async def test_handler_failing_every_attempt_ends_in_dead_letter_queue(
     assert headers[ATTEMPT_HEADER] == settings.amqp_max_attempts
     assert dead.message_id == str(envelope.id)
     assert dead.correlation_id == "req-dlq"
-    assert await ready(amqp, names.main) == 0
-    assert await ready(amqp, names.retry) == 0
-    assert await ready(amqp, names.dead_letter) == 0  # we took the only one
+    # We took the only one from the dead-letter queue.
+    await rabbit.assert_none_ready(names.main, names.retry, names.dead_letter)
 
 
 @pytest.mark.parametrize(
@@ -313,90 +291,44 @@ async def test_handler_failing_every_attempt_ends_in_dead_letter_queue(
     ],
 )
 async def test_schema_invalid_message_goes_straight_to_dead_letter_queue(
-    body: bytes,
-    broker: Broker,
-    settings: BrokerSettings,
-    subscription: Subscription,
-    amqp: AbstractConnection,
-    amqp_cleanup: list[str],
+    body: bytes, broker: Broker, subscription: Subscription, rabbit: RabbitView
 ) -> None:
-    calls: list[Envelope] = []
+    calls = recording_handler(subscription)
+    names = await rabbit.start(broker, subscription)
+    await rabbit.publish_raw(body, routing_key=UserRegistered.event_type)
 
-    @subscription.on(UserRegistered)
-    async def handle(event: UserRegistered, envelope: Envelope) -> None:
-        calls.append(envelope)
-
-    names = await start(broker, subscription, amqp_cleanup)
-    await publish_raw(amqp, settings, body, routing_key=UserRegistered.event_type)
-
-    dead = await take_one(amqp, names.dead_letter)
-    await broker.stop_consuming(grace_seconds=TIMEOUT)
+    dead = await dead_letter_of(rabbit, broker, names)
 
     assert calls == []
     assert dead.body == body
     headers = dict(dead.headers or {})
     assert str(headers[ERROR_HEADER]).startswith("schema:")
     assert ATTEMPT_HEADER not in headers  # never retried
-    assert await ready(amqp, names.main) == 0
-    assert await ready(amqp, names.retry) == 0
+    await rabbit.assert_none_ready(names.main, names.retry)
 
 
 async def test_permanent_failure_goes_to_dead_letter_queue_at_first_attempt(
-    broker: Broker,
-    subscription: Subscription,
-    amqp: AbstractConnection,
-    amqp_cleanup: list[str],
+    broker: Broker, subscription: Subscription, rabbit: RabbitView
 ) -> None:
-    calls: list[uuid.UUID] = []
+    calls = recording_handler(subscription, lambda _: PermanentFailure("cannot ever work"))
+    names, envelope = await start_and_publish(rabbit, broker, subscription)
 
-    @subscription.on(UserRegistered)
-    async def handle(event: UserRegistered, envelope: Envelope) -> None:
-        calls.append(envelope.id)
-        raise PermanentFailure("cannot ever work")
-
-    names = await start(broker, subscription, amqp_cleanup)
-    envelope = await broker.publish(make_event(), correlation_id=None)
-
-    dead = await take_one(amqp, names.dead_letter)
-    await broker.stop_consuming(grace_seconds=TIMEOUT)
+    dead = await dead_letter_of(rabbit, broker, names)
 
     assert calls == [envelope.id]
     assert Envelope.model_validate_json(dead.body).id == envelope.id
     headers = dict(dead.headers or {})
     assert headers[ERROR_HEADER] == "permanent: cannot ever work"
     assert ATTEMPT_HEADER not in headers
-    assert await ready(amqp, names.main) == 0
-    assert await ready(amqp, names.retry) == 0
+    await rabbit.assert_none_ready(names.main, names.retry)
 
 
 async def test_message_of_consumer_dying_mid_handler_is_redelivered_to_another(
-    settings: BrokerSettings,
-    amqp: AbstractConnection,
-    amqp_cleanup: list[str],
+    subscription: Subscription, rabbit: RabbitView
 ) -> None:
-    name = f"sub-{uuid.uuid4().hex[:6]}"
-    started = asyncio.Event()
-    never = asyncio.Event()
-    handled: asyncio.Queue[uuid.UUID] = asyncio.Queue()
-
-    dying = Subscription(name=name)
-
-    @dying.on(UserRegistered)
-    async def hang(event: UserRegistered, envelope: Envelope) -> None:
-        started.set()
-        await never.wait()
-
-    survivor = Subscription(name=name)
-
-    @survivor.on(UserRegistered)
-    async def handle(event: UserRegistered, envelope: Envelope) -> None:
-        await handled.put(envelope.id)
-
-    first = Broker(settings, SERVICE)
+    first = Broker(rabbit.settings, SERVICE)
     await first.connect()
-    names = await start(first, dying, amqp_cleanup)
-    envelope = await first.publish(make_event(), correlation_id=None)
-    await asyncio.wait_for(started.wait(), TIMEOUT)
+    names, envelope, _ = await hold_one_message(rabbit, first, subscription)
 
     # The process dies: its connection goes away while the handler awaits. A dead
     # process cleans nothing up, so `first.close()` is not called.
@@ -405,111 +337,54 @@ async def test_message_of_consumer_dying_mid_handler_is_redelivered_to_another(
     await connection.close()
     assert not first.is_connected
 
-    async with connected_broker(settings, SERVICE) as second:
-        await start(second, survivor, amqp_cleanup)
+    async with recording_consumer(rabbit, subscription.name) as (_, handled):
         redelivered = await asyncio.wait_for(handled.get(), TIMEOUT)
-        await second.stop_consuming(grace_seconds=TIMEOUT)
 
     assert redelivered == envelope.id
     assert handled.empty()
-    assert await ready(amqp, names.main) == 0
-    assert await ready(amqp, names.dead_letter) == 0
+    await rabbit.assert_none_ready(names.main, names.dead_letter)
 
 
 async def test_stop_consuming_lets_in_flight_handler_finish_and_ack(
-    broker: Broker,
-    settings: BrokerSettings,
-    subscription: Subscription,
-    amqp: AbstractConnection,
-    amqp_cleanup: list[str],
+    broker: Broker, subscription: Subscription, rabbit: RabbitView
 ) -> None:
-    started = asyncio.Event()
-    release = asyncio.Event()
-    finished: list[uuid.UUID] = []
-
-    @subscription.on(UserRegistered)
-    async def handle(event: UserRegistered, envelope: Envelope) -> None:
-        started.set()
-        await release.wait()
-        finished.append(envelope.id)
-
-    names = await start(broker, subscription, amqp_cleanup)
-    envelope = await broker.publish(make_event(), correlation_id=None)
-    await asyncio.wait_for(started.wait(), TIMEOUT)
+    names, envelope, held = await hold_one_message(rabbit, broker, subscription)
 
     stopping = asyncio.create_task(broker.stop_consuming(grace_seconds=TIMEOUT))
 
     async def consumer_cancelled() -> bool:
-        return (await queue_state(amqp, names.main))[1] == 0
+        return (await rabbit.queue_state(names.main))[1] == 0
 
     await eventually(consumer_cancelled, what="the consumer to be cancelled")
     assert not stopping.done(), "stop_consuming returned while a handler was running"
-    release.set()
+    held.release.set()
     await asyncio.wait_for(stopping, TIMEOUT)
 
-    assert finished == [envelope.id]
+    assert held.finished == [envelope.id]
     # The consuming channel is closed now: had the message not been acked, it
     # would be ready again.
-    assert await ready(amqp, names.main) == 0
-    assert await ready(amqp, names.dead_letter) == 0
+    await rabbit.assert_none_ready(names.main, names.dead_letter)
 
     # A new consumer gets only what is published next, not the original again.
-    seen: asyncio.Queue[uuid.UUID] = asyncio.Queue()
-    again = Subscription(name=subscription.name)
-
-    @again.on(UserRegistered)
-    async def record(event: UserRegistered, envelope: Envelope) -> None:
-        await seen.put(envelope.id)
-
-    async with connected_broker(settings, SERVICE) as other:
-        await start(other, again, amqp_cleanup)
+    async with recording_consumer(rabbit, subscription.name) as (other, seen):
         sentinel = await other.publish(make_event(), correlation_id=None)
         assert await asyncio.wait_for(seen.get(), TIMEOUT) == sentinel.id
-        await other.stop_consuming(grace_seconds=TIMEOUT)
     assert seen.empty()
 
 
 async def test_stop_consuming_cancels_handler_past_grace_and_message_is_redelivered(
-    broker: Broker,
-    settings: BrokerSettings,
-    subscription: Subscription,
-    amqp: AbstractConnection,
-    amqp_cleanup: list[str],
+    broker: Broker, subscription: Subscription, rabbit: RabbitView
 ) -> None:
-    started = asyncio.Event()
-    never = asyncio.Event()
-    cancelled: list[uuid.UUID] = []
-
-    @subscription.on(UserRegistered)
-    async def hang(event: UserRegistered, envelope: Envelope) -> None:
-        started.set()
-        try:
-            await never.wait()
-        except asyncio.CancelledError:
-            cancelled.append(envelope.id)
-            raise
-
-    names = await start(broker, subscription, amqp_cleanup)
-    envelope = await broker.publish(make_event(), correlation_id=None)
-    await asyncio.wait_for(started.wait(), TIMEOUT)
+    names, envelope, held = await hold_one_message(rabbit, broker, subscription)
 
     await asyncio.wait_for(broker.stop_consuming(grace_seconds=0.1), TIMEOUT)
 
-    assert cancelled == [envelope.id]
-    assert await ready(amqp, names.main) == 1
+    assert held.cancelled == [envelope.id]
+    assert await rabbit.ready(names.main) == 1
 
-    seen: asyncio.Queue[uuid.UUID] = asyncio.Queue()
-    again = Subscription(name=subscription.name)
-
-    @again.on(UserRegistered)
-    async def record(event: UserRegistered, envelope: Envelope) -> None:
-        await seen.put(envelope.id)
-
-    async with connected_broker(settings, SERVICE) as other:
-        await start(other, again, amqp_cleanup)
+    async with recording_consumer(rabbit, subscription.name) as (_, seen):
         assert await asyncio.wait_for(seen.get(), TIMEOUT) == envelope.id
-        await other.stop_consuming(grace_seconds=TIMEOUT)
-    assert await ready(amqp, names.main) == 0
+    assert await rabbit.ready(names.main) == 0
 
 
 # -- losing the broker -----------------------------------------------------------
@@ -618,18 +493,15 @@ async def test_is_connected_is_false_while_the_broker_is_unreachable(
 
 
 async def test_close_returns_promptly_while_the_broker_is_unreachable(
-    settings: BrokerSettings,
-    subscription: Subscription,
-    proxy: TcpProxy,
-    amqp_cleanup: list[str],
+    subscription: Subscription, proxy: TcpProxy, rabbit: RabbitView
 ) -> None:
     @subscription.on(UserRegistered)
     async def handle(event: UserRegistered, envelope: Envelope) -> None:
         pass
 
-    broker = Broker(via(proxy, settings), SERVICE)
+    broker = Broker(via(proxy, rabbit.settings), SERVICE)
     await broker.connect()
-    await start(broker, subscription, amqp_cleanup)
+    await rabbit.start(broker, subscription)
     await lose_broker(proxy)
 
     # A service told to stop while RabbitMQ is down must still stop.

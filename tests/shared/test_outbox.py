@@ -7,9 +7,8 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aio_pika
 import pytest
-from aio_pika.abc import AbstractConnection, AbstractQueue
+from aio_pika.abc import AbstractQueue
 from aiormq.exceptions import ChannelInvalidStateError
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
@@ -17,9 +16,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from devstack.stores import StoreEndpoints
 from shared.config import BrokerSettings
-from shared.events import Envelope, UserRegistered
-from shared.messaging import Broker, connected_broker
+from shared.events import Envelope
+from shared.messaging import Broker
 from shared.outbox import OUTBOX_FIELD, OutboxRelay, outbox_entry
+from tests.shared.broker_helpers import BrokerSetup, RabbitView, make_event
 
 Document = dict[str, Any]
 
@@ -46,56 +46,21 @@ def collection(database: AsyncDatabase[Document]) -> AsyncCollection[Document]:
 
 
 @pytest.fixture
-async def amqp(stores: StoreEndpoints) -> AsyncIterator[AbstractConnection]:
-    connection = await aio_pika.connect(stores.amqp_url)
-    async with connection:
-        yield connection
+def broker_setup(namespace: str) -> BrokerSetup:
+    return BrokerSetup(service="outbox-test", prefix=f"{namespace}.outbox")
 
 
 @pytest.fixture
-async def settings(
-    stores: StoreEndpoints, namespace: str, amqp: AbstractConnection
-) -> AsyncIterator[BrokerSettings]:
-    tag = uuid.uuid4().hex[:6]
-    settings = BrokerSettings(
-        amqp_url=stores.amqp_url,
-        amqp_exchange=f"kino.{namespace}.outbox.{tag}",
-        amqp_queue_prefix=f"{namespace}.outbox.{tag}",
-        amqp_retry_delay_seconds=0.2,
-        amqp_max_attempts=3,
-    )
-    yield settings
-    channel = await amqp.channel()
-    await channel.exchange_delete(settings.amqp_exchange)
-    await channel.close()
-
-
-@pytest.fixture
-async def broker(settings: BrokerSettings) -> AsyncIterator[Broker]:
-    async with connected_broker(settings, "outbox-test") as broker:
-        yield broker
-
-
-@pytest.fixture
-async def published(
-    broker: Broker, settings: BrokerSettings, amqp: AbstractConnection, amqp_cleanup: list[str]
-) -> AbstractQueue:
+async def published(broker: Broker, rabbit: RabbitView) -> AbstractQueue:
     """A queue receiving every `user.registered` the test's broker publishes."""
-    name = f"{settings.amqp_queue_prefix}.probe"
-    amqp_cleanup.append(name)
-    channel = await amqp.channel()
-    queue = await channel.declare_queue(name, durable=True)
-    await queue.bind(settings.amqp_exchange, routing_key=UserRegistered.event_type)
-    return queue
+    return await rabbit.probe_queue()
 
 
 # -- helpers -------------------------------------------------------------------
 
 
 def pending_envelope(correlation_id: str = "req-outbox") -> Envelope:
-    suffix = uuid.uuid4().hex[:8]
-    event = UserRegistered(user_id=f"user-{suffix}", email=f"{suffix}@example.org")
-    return Envelope.wrap(event, correlation_id=correlation_id)
+    return Envelope.wrap(make_event(), correlation_id=correlation_id)
 
 
 async def insert_with_outbox(
