@@ -4,11 +4,17 @@ Pictures come from FFmpeg's own test sources run through PyAV filter graphs:
 `testsrc2` (colour bars and moving shapes, mean luma around 120), `corner` (a white
 top-left quadrant on black, to see which way a picture was turned) or `black`. Audio is
 a sine.
+
+`make_indexed_clip` writes clips for checking cuts: every frame shows its own index as
+black and white blocks (`frame_index` reads it back), and the audio beeps at every
+whole second (`audio_onset` finds the first beep).
 """
 
 from __future__ import annotations
 
+import math
 import random
+from array import array
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -16,6 +22,7 @@ from typing import Literal
 
 import av
 from av.audio.frame import AudioFrame
+from av.audio.resampler import AudioResampler
 from av.audio.stream import AudioStream
 from av.video.frame import PictureType, VideoFrame
 from av.video.stream import VideoStream
@@ -93,6 +100,113 @@ def make_clip(
                 output.mux(sound.encode(chunk))
             output.mux(sound.encode(None))
     return path
+
+
+#: Blocks across and down that draw a frame's index, one bit each (row by row, lowest
+#: bit first): up to 4095 frames.
+INDEX_GRID = (4, 3)
+#: A VFR clip's frame spacing, in milliseconds, repeated: 25 fps on average.
+VFR_PATTERN_MS = (40, 20, 60)
+BEEP_SECONDS = 0.1
+BEEP_AMPLITUDE = 0.5
+
+
+def indexed_frame_times(seconds: float, fps: int = 25, *, vfr: bool = False) -> list[Fraction]:
+    """When each frame of a `make_indexed_clip` clip is shown, in seconds."""
+    times: list[Fraction] = []
+    time = Fraction(0)
+    while time < Fraction(seconds).limit_denominator(1000):
+        times.append(time)
+        if vfr:
+            time += Fraction(VFR_PATTERN_MS[len(times) % len(VFR_PATTERN_MS)], 1000)
+        else:
+            time += Fraction(1, fps)
+    return times
+
+
+def make_indexed_clip(
+    path: Path,
+    *,
+    seconds: float = 4.0,
+    fps: int = 25,
+    gop: int = 25,
+    bframes: int = 0,
+    vfr: bool = False,
+    size: tuple[int, int] = (160, 120),
+    audio_seconds: float | None = None,
+    container: str | None = None,
+) -> Path:
+    """A clip whose frame `i` shows `i` in blocks, with a keyframe every `gop` frames.
+
+    `bframes` B-frames in a fixed pattern (x264's `b-adapt=0`). `vfr` shows the frames
+    at irregular times (`VFR_PATTERN_MS`, time base 1/1000) instead of every 1/`fps` s;
+    `indexed_frame_times` says when. The AAC audio (`audio_seconds` long, the clip's
+    length unless given, 0 for none) is silent but for a 440 Hz beep of `BEEP_SECONDS`
+    starting at every whole second.
+    """
+    times = indexed_frame_times(seconds, fps, vfr=vfr)
+    time_base = Fraction(1, 1000) if vfr else Fraction(1, fps)
+    params = f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}:b-adapt=0"
+    audio_seconds = seconds if audio_seconds is None else audio_seconds
+    with av.open(str(path), "w", format=container) as output:
+        video = output.add_stream("libx264", rate=fps, options={"x264-params": params})
+        assert isinstance(video, VideoStream)
+        video.width, video.height = size
+        video.pix_fmt = "yuv420p"
+        video.codec_context.time_base = time_base
+        sound = output.add_stream("aac", rate=48_000) if audio_seconds > 0 else None
+        for index, time in enumerate(times):
+            picture = _index_picture(index, size)
+            picture.pts = int(time / time_base)
+            picture.time_base = time_base
+            output.mux(video.encode(picture))
+        output.mux(video.encode(None))
+        if sound is not None:
+            assert isinstance(sound, AudioStream)
+            for chunk in _beeps(audio_seconds):
+                output.mux(sound.encode(chunk))
+            output.mux(sound.encode(None))
+    return path
+
+
+def frame_index(frame: VideoFrame) -> int:
+    """The index a `make_indexed_clip` frame shows (at any size, but upright)."""
+    gray = frame.reformat(format="gray")
+    plane = gray.planes[0]
+    data = bytes(plane)
+    columns, rows = INDEX_GRID
+    index = 0
+    for bit in range(columns * rows):
+        row, column = divmod(bit, columns)
+        # The middle half of the block, away from edges blurred by scaling and coding.
+        x0 = (4 * column + 1) * gray.width // (4 * columns)
+        x1 = (4 * column + 3) * gray.width // (4 * columns)
+        y0 = (4 * row + 1) * gray.height // (4 * rows)
+        y1 = (4 * row + 3) * gray.height // (4 * rows)
+        total = sum(
+            sum(data[y * plane.line_size + x0 : y * plane.line_size + x1]) for y in range(y0, y1)
+        )
+        if total / ((x1 - x0) * (y1 - y0)) > 128:
+            index |= 1 << bit
+    return index
+
+
+def audio_onset(path: Path, threshold: float = BEEP_AMPLITUDE / 2) -> float | None:
+    """Seconds from the first audio sample to the first one louder than `threshold`
+    (of full scale), counted in decoded samples, or None if none is."""
+    with av.open(str(path)) as source:
+        stream = source.streams.audio[0]
+        resampler = AudioResampler(format="s16", layout="mono", rate=stream.sample_rate)
+        limit = threshold * 32767
+        position = 0
+        for frame in source.decode(stream):
+            for mono in resampler.resample(frame):
+                samples = array("h", bytes(mono.planes[0])[: 2 * mono.samples])
+                for offset, sample in enumerate(samples):
+                    if abs(sample) > limit:
+                        return (position + offset) / stream.sample_rate
+                position += mono.samples
+    return None
 
 
 def make_audio_only(path: Path, *, seconds: float = 2.0, codec: str = "aac") -> Path:
@@ -216,6 +330,43 @@ def _pictures(
         frame = chain[-1].pull()
         assert isinstance(frame, VideoFrame)
         yield frame
+
+
+def _index_picture(index: int, size: tuple[int, int]) -> VideoFrame:
+    width, height = size
+    columns, rows = INDEX_GRID
+    picture = VideoFrame(width, height, "gray")
+    line_size = picture.planes[0].line_size
+    lines = []
+    for row in range(rows):
+        line = bytearray(line_size)
+        for x in range(width):
+            if index >> (row * columns + x * columns // width) & 1:
+                line[x] = 255
+        lines.extend([bytes(line)] * (height * (row + 1) // rows - height * row // rows))
+    picture.planes[0].update(b"".join(lines))
+    return picture.reformat(format="yuv420p")
+
+
+def _beeps(seconds: float, rate: int = 48_000) -> Iterator[AudioFrame]:
+    """Mono s16 silence with a 440 Hz beep at every whole second."""
+    total = round(seconds * rate)
+    beep = round(BEEP_SECONDS * rate)
+    for first in range(0, total, 1024):
+        count = min(1024, total - first)
+        samples = array("h", bytes(2 * count))
+        for offset in range(count):
+            n = first + offset
+            if n % rate < beep:
+                samples[offset] = round(
+                    BEEP_AMPLITUDE * 32767 * math.sin(2 * math.pi * 440 * n / rate)
+                )
+        chunk = AudioFrame(format="s16", layout="mono", samples=count)
+        chunk.planes[0].update(samples.tobytes())
+        chunk.sample_rate = rate
+        chunk.pts = first
+        chunk.time_base = Fraction(1, rate)
+        yield chunk
 
 
 def _sine(seconds: float, rate: int = 48_000) -> Iterator[AudioFrame]:

@@ -1,17 +1,22 @@
 """Turning decoded pictures upright and to size: the output dimensions and the FFmpeg
 filter graph (transpose/flip, scale, pixel format) that produces them.
 
-Shared by the playback transcode and the thumbnail.
+Shared by the playback transcode, the cut and the thumbnail, with `pull_ready`, which
+empties any filter graph's sink.
 """
 
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import TypeVar
 
 import av
+from av.audio.frame import AudioFrame
 from av.filter import Graph
 from av.filter.context import FilterContext
 from av.video.frame import VideoFrame
+
+_FrameT = TypeVar("_FrameT", VideoFrame, AudioFrame)
 
 #: The filters that turn a picture by a clockwise rotation, as the `ffmpeg` tool does.
 _UPRIGHT_FILTERS: dict[int, list[tuple[str, str | None]]] = {
@@ -116,11 +121,16 @@ class FrameShaper:
 
     def _pull(self) -> list[VideoFrame]:
         assert self._sink is not None
-        frames: list[VideoFrame] = []
-        while True:
-            try:
-                frame = self._sink.pull()
-            except (av.BlockingIOError, av.EOFError):
-                return frames
-            assert isinstance(frame, VideoFrame)
-            frames.append(frame)
+        return pull_ready(self._sink, VideoFrame)
+
+
+def pull_ready(sink: FilterContext, kind: type[_FrameT]) -> list[_FrameT]:
+    """The frames a filter graph's sink has ready: until it wants more input or ends."""
+    frames: list[_FrameT] = []
+    while True:
+        try:
+            frame = sink.pull()
+        except (av.BlockingIOError, av.EOFError):
+            return frames
+        assert isinstance(frame, kind)
+        frames.append(frame)

@@ -7,22 +7,28 @@ A source that lost data at its end (a truncated MP4 that kept its index) is reje
 "video data is truncated" by both paths: they read fewer video packets than the
 container's index lists. A container without an index (WebM, MPEG-TS) cannot tell, and a
 truncated one of those simply gives a shorter video.
+
+The lanes (`VideoLane`, `AudioLane`) and the output helpers are shared with `cut`, which
+runs them over a `Span` of the source instead of all of it.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import av
 from av.audio.frame import AudioFrame
 from av.audio.resampler import AudioResampler
 from av.audio.stream import AudioStream
 from av.container import InputContainer, OutputContainer
+from av.filter import Graph
+from av.filter.context import FilterContext
 from av.packet import Packet
 from av.stream import Stream
 from av.video.frame import PictureType, VideoFrame
@@ -38,7 +44,12 @@ from services.transcoder.media.errors import (
     is_environment_error,
     rejected_as,
 )
-from services.transcoder.media.geometry import FrameShaper, fit_within, upright_size
+from services.transcoder.media.geometry import (
+    FrameShaper,
+    fit_within,
+    pull_ready,
+    upright_size,
+)
 from services.transcoder.media.probe import (
     MediaInfo,
     audio_stream_of,
@@ -59,6 +70,8 @@ _AAC_FRAME_SAMPLES = 1024
 #: the upload counts as corrupt.
 _MAX_DECODE_ERRORS = 10
 _FALLBACK_FRAME_RATE = Fraction(25)
+
+_FrameT = TypeVar("_FrameT", VideoFrame, AudioFrame)
 
 
 @dataclass(frozen=True)
@@ -86,6 +99,21 @@ def needs_transcode(info: MediaInfo, profile: PlaybackProfile) -> bool:
     return not playable
 
 
+@dataclass(frozen=True)
+class Span:
+    """What a lane writes, in seconds of the source's timeline (where its timestamps say).
+
+    `start` becomes the output's zero. Without `end` every frame is written with its own
+    timing (the playback transcode). With `end` the lane cuts `[start, end)`
+    frame-accurately: the frame shown at `start` opens the output at zero, every later
+    frame keeps its distance from `start`, frames shown from `end` on are left out and the
+    last one is cut short to end at `end`; audio is trimmed to the sample.
+    """
+
+    start: float
+    end: float | None = None
+
+
 def make_playback(src: Path, dst: Path, info: MediaInfo, profile: PlaybackProfile) -> bool:
     """Write the playback MP4; True if the packets were copied, False if re-encoded.
 
@@ -106,17 +134,17 @@ def make_playback(src: Path, dst: Path, info: MediaInfo, profile: PlaybackProfil
 
 def remux(src: Path, dst: Path) -> None:
     """Copy the video and audio packets into an MP4 with `+faststart`, no re-encoding."""
-    with _removed_on_failure(dst), open_source(src) as source:
+    with removed_on_failure(dst), open_source(src) as source:
         video = video_stream_of(source)
         if video is None:
             raise MediaRejected(NO_VIDEO)
         audio = audio_stream_of(source)
         inputs: list[Stream] = [video] if audio is None else [video, audio]
-        with _playback_container(dst) as output:
+        with playback_container(dst) as output:
             with rejected_as(ENCODING_FAILED):
                 targets = {s.index: output.add_stream_from_template(s) for s in inputs}
             video_packets = 0
-            for packet in _demuxed(source, inputs):
+            for packet in demuxed(source, inputs):
                 if packet.dts is None:  # the empty packet that marks a stream's end
                     continue
                 if packet.stream_index == video.index:
@@ -134,17 +162,17 @@ def transcode(src: Path, dst: Path, info: MediaInfo, profile: PlaybackProfile) -
     most `profile.max_height` keeping its aspect, with even sides. Timestamps are the
     source's, shifted to start at zero.
     """
-    with _removed_on_failure(dst), open_source(src) as source:
+    with removed_on_failure(dst), open_source(src) as source:
         video = video_stream_of(source)
         if video is None:
             raise MediaRejected(NO_VIDEO)
         audio = audio_stream_of(source) if info.audio_codec else None
-        start_seconds = (source.start_time or 0) / av.time_base
-        with _playback_container(dst) as output:
-            video_lane = _VideoLane(video, output, info, profile, start_seconds)
-            audio_lane = _AudioLane(audio, output, profile, start_seconds) if audio else None
+        span = Span(start=(source.start_time or 0) / av.time_base)
+        with playback_container(dst) as output:
+            video_lane = VideoLane(video, output, info, profile, span)
+            audio_lane = AudioLane(audio, output, profile, span) if audio else None
             inputs: list[Stream] = [video] if audio is None else [video, audio]
-            for packet in _demuxed(source, inputs):
+            for packet in demuxed(source, inputs):
                 if packet.size == 0:  # end-of-stream marker; the lanes flush in `finish`
                     continue
                 if packet.stream_index == video.index:
@@ -156,8 +184,31 @@ def transcode(src: Path, dst: Path, info: MediaInfo, profile: PlaybackProfile) -
                 audio_lane.finish()
 
 
-class _VideoLane:
-    """Decode → upright/scale → libx264 for the video stream."""
+class _TolerantDecoder(Generic[_FrameT]):
+    """A stream's decoder that skips a few undecodable packets, as the `ffmpeg` tool does,
+    before calling the stream corrupt (`corrupt` is the reason then)."""
+
+    def __init__(
+        self, decode: Callable[[Packet[Stream] | None], list[_FrameT]], corrupt: str
+    ) -> None:
+        self._decode: Callable[[Packet[Stream] | None], list[_FrameT]] = decode
+        self._corrupt = corrupt
+        self._errors = 0
+
+    def __call__(self, packet: Packet[Stream] | None) -> list[_FrameT]:
+        try:
+            return self._decode(packet)
+        except av.FFmpegError as exc:
+            if is_environment_error(exc):
+                raise
+            self._errors += 1
+            if self._errors > _MAX_DECODE_ERRORS:
+                raise MediaRejected(self._corrupt) from exc
+            return []
+
+
+class VideoLane:
+    """Decode → (cut to the span) → upright/scale → libx264 for the video stream."""
 
     def __init__(
         self,
@@ -165,17 +216,19 @@ class _VideoLane:
         output: OutputContainer,
         info: MediaInfo,
         profile: PlaybackProfile,
-        start_seconds: float,
+        span: Span,
     ) -> None:
         self._stream = stream
         self._output = output
         decoder = stream.codec_context
         decoder.thread_type = "AUTO"
         decoder.thread_count = profile.threads
+        self._decode = _TolerantDecoder(stream.decode, VIDEO_CORRUPT)
         rate = stream.average_rate or stream.guessed_rate or _FALLBACK_FRAME_RATE
         self._time_base = stream.time_base or 1 / rate
         self._frame_ticks = max(1, round(1 / (rate * self._time_base)))
-        self._offset = round(start_seconds / self._time_base)
+        self._offset = round(span.start / self._time_base)
+        self._end = None if span.end is None else round(span.end / self._time_base)
         width, height = fit_within(
             *upright_size(info.width, info.height, info.rotation, stream.sample_aspect_ratio),
             max_height=profile.max_height,
@@ -203,38 +256,50 @@ class _VideoLane:
         )
         self._last_pts: int | None = None
         self._packets = 0
-        self._errors = 0
-        self._frames_out = 0
+        #: A cut holds each frame until the next one tells how long it shows.
+        self._held: VideoFrame | None = None
+        #: Output pts → how long that frame shows (cuts only), for the packets' durations:
+        #: libx264 leaves them out and the last one sets where the MP4 track ends.
+        self._durations: dict[int, int] = {}
+        self._end_pts = 0
+        self.decoded_frames = 0
+        self.frames = 0
+        #: A cut has all its frames: the packets still to come are not needed.
+        self.done = False
+
+    @property
+    def duration_seconds(self) -> float:
+        """A cut's length: where its last frame stops showing."""
+        return float(self._end_pts * self._time_base)
 
     def feed(self, packet: Packet[Stream]) -> None:
         self._packets += 1
-        self._shape_and_encode(self._decode(packet))
+        self._take(self._decode(packet))
 
     def finish(self) -> None:
-        self._shape_and_encode(self._decode(None))
+        self._take(self._decode(None))
         with rejected_as(ENCODING_FAILED):
+            if self._held is not None:
+                held, self._held = self._held, None
+                # The last frame shows as long as its packet said, or one frame time.
+                shown = held.duration or self._frame_ticks
+                self._write_until(held, self._pts_of(held) + shown)
             self._encode(self._shaper.flush())
-            self._output.mux(self._encoder.encode(None))
-        _check_complete(self._stream, self._packets)
-        if self._frames_out == 0:
+            self._mux(self._encoder.encode(None))
+        if self._end is None:
+            _check_complete(self._stream, self._packets)
+        if self.decoded_frames == 0:
             raise MediaRejected(VIDEO_CORRUPT)
 
-    def _decode(self, packet: Packet[Stream] | None) -> list[VideoFrame]:
-        try:
-            return self._stream.decode(packet)
-        except av.FFmpegError as exc:
-            if is_environment_error(exc):
-                raise
-            self._errors += 1
-            if self._errors > _MAX_DECODE_ERRORS:
-                raise MediaRejected(VIDEO_CORRUPT) from exc
-            return []
-
-    def _shape_and_encode(self, frames: list[VideoFrame]) -> None:
+    def _take(self, frames: list[VideoFrame]) -> None:
         with rejected_as(ENCODING_FAILED):
             for frame in frames:
-                self._retime(frame)
-                self._encode(self._shaper.push(frame))
+                self.decoded_frames += 1
+                if self._end is None:
+                    self._retime(frame)
+                    self._encode(self._shaper.push(frame))
+                elif not self.done:
+                    self._cut(frame, self._end)
 
     def _retime(self, frame: VideoFrame) -> None:
         """Start at zero, fill in missing timestamps, keep them strictly increasing."""
@@ -247,28 +312,78 @@ class _VideoLane:
         frame.pts = pts
         self._last_pts = pts
 
+    def _cut(self, frame: VideoFrame, end: int) -> None:
+        """Write the frame held so far if it shows inside the span, and hold this one.
+
+        Frames come out of the decoder in display order: a frame at or before the
+        span's start replaces the held one, which it hides; the first frame at or after
+        its end closes the cut.
+        """
+        held, self._held = self._held, frame
+        if frame.pts is None:
+            frame.pts = self._offset if held is None else self._pts_of(held) + self._frame_ticks
+        if held is None:
+            return
+        if frame.pts > self._offset:
+            self._write_until(held, frame.pts)
+        if frame.pts >= end:
+            self._held = None
+            self.done = True
+
+    def _write_until(self, frame: VideoFrame, until: int) -> None:
+        """Encode a cut's frame, shown until `until` (source ticks) or the span's end.
+
+        The first frame starts the output at zero, the others keep their distance from
+        the span's start: audio cut at the same start stays in sync.
+        """
+        assert self._end is not None
+        until = min(until, self._end)
+        if self._last_pts is None and until <= self._offset:
+            return  # it stops showing before the span starts: the span is past the end
+        previous = self._last_pts
+        pts = 0 if previous is None else max(self._pts_of(frame) - self._offset, previous + 1)
+        duration = max(1, until - self._offset - pts)
+        frame.pts = pts
+        self._last_pts = pts
+        self._durations[pts] = duration
+        self._end_pts = pts + duration
+        self._encode(self._shaper.push(frame))
+
+    @staticmethod
+    def _pts_of(frame: VideoFrame) -> int:
+        assert frame.pts is not None
+        return frame.pts
+
     def _encode(self, frames: list[VideoFrame]) -> None:
         for frame in frames:
             # Decoded frames remember their I/P/B type and libx264 would obey it;
             # let the encoder choose, as `ffmpeg` does.
             frame.pict_type = PictureType.NONE
-            self._output.mux(self._encoder.encode(frame))
-            self._frames_out += 1
+            self._mux(self._encoder.encode(frame))
+            self.frames += 1
+
+    def _mux(self, packets: list[Packet[Stream]]) -> None:
+        for packet in packets:
+            if packet.pts in self._durations:
+                packet.duration = self._durations.pop(packet.pts)
+        self._output.mux(packets)
 
 
-class _AudioLane:
-    """Decode → resample to what the AAC encoder takes → aac for the audio stream."""
+class AudioLane:
+    """Decode → (trim to the span) → resample to what the AAC encoder takes → aac."""
 
     def __init__(
         self,
         stream: AudioStream,
         output: OutputContainer,
         profile: PlaybackProfile,
-        start_seconds: float,
+        span: Span,
     ) -> None:
         self._stream = stream
         self._output = output
-        self._start_seconds = start_seconds
+        self._decode = _TolerantDecoder(stream.decode, AUDIO_CORRUPT)
+        self._start_seconds = span.start
+        self._trim = None if span.end is None else _AudioTrim(span.start, span.end)
         source_rate = stream.codec_context.sample_rate
         self._rate = source_rate if source_rate in _AAC_SAMPLE_RATES else 48_000
         self._time_base = Fraction(1, self._rate)
@@ -283,29 +398,34 @@ class _AudioLane:
             format="fltp", layout=layout, rate=self._rate, frame_size=_AAC_FRAME_SAMPLES
         )
         self._next_pts: int | None = None
-        self._errors = 0
+        #: Samples written, at the output's rate.
+        self.samples = 0
+
+    @property
+    def done(self) -> bool:
+        """A cut's audio has reached the span's end."""
+        return self._trim is not None and self._trim.done
 
     def feed(self, packet: Packet[Stream]) -> None:
-        self._resample_and_encode(self._decode(packet))
+        self._resample_and_encode(self._trimmed(self._decode(packet)))
 
     def finish(self) -> None:
-        self._resample_and_encode(self._decode(None))
+        frames = self._trimmed(self._decode(None))
+        if self._trim is not None:
+            with rejected_as(ENCODING_FAILED):
+                frames += self._trim.flush()
+        self._resample_and_encode(frames)
         self._resample_and_encode([None])
         with rejected_as(ENCODING_FAILED):
             self._output.mux(self._encoder.encode(None))
 
-    def _decode(self, packet: Packet[Stream] | None) -> list[AudioFrame]:
-        try:
-            return self._stream.decode(packet)
-        except av.FFmpegError as exc:
-            if is_environment_error(exc):
-                raise
-            self._errors += 1
-            if self._errors > _MAX_DECODE_ERRORS:
-                raise MediaRejected(AUDIO_CORRUPT) from exc
-            return []
+    def _trimmed(self, frames: list[AudioFrame]) -> list[AudioFrame]:
+        if self._trim is None:
+            return frames
+        with rejected_as(ENCODING_FAILED):
+            return self._trim.push(frames)
 
-    def _resample_and_encode(self, frames: list[AudioFrame] | list[None]) -> None:
+    def _resample_and_encode(self, frames: Sequence[AudioFrame | None]) -> None:
         with rejected_as(ENCODING_FAILED):
             for frame in frames:
                 if self._next_pts is None and frame is not None:
@@ -317,11 +437,65 @@ class _AudioLane:
                     resampled.pts = pts
                     resampled.time_base = self._time_base
                     self._next_pts = pts + resampled.samples
+                    self.samples += resampled.samples
                     self._output.mux(self._encoder.encode(resampled))
 
 
+class _AudioTrim:
+    """FFmpeg's `atrim`: keeps the samples between two times of the source's timeline,
+    cutting the frames across them to the sample. Built for the first frame's format."""
+
+    def __init__(self, start: float, end: float) -> None:
+        self._start = start
+        self._end = end
+        self._graph: Graph | None = None
+        #: The graph's source and sink.
+        self._ends: tuple[FilterContext, FilterContext] | None = None
+        #: A frame from the end on came: nothing more to keep.
+        self.done = False
+
+    def push(self, frames: list[AudioFrame]) -> list[AudioFrame]:
+        kept: list[AudioFrame] = []
+        for frame in frames:
+            if self.done:
+                break
+            self.done = frame.time is not None and frame.time >= self._end
+            if self._ends is None:
+                self._ends = self._build(frame)
+            source, sink = self._ends
+            source.push(frame)
+            kept += pull_ready(sink, AudioFrame)
+        return kept
+
+    def flush(self) -> list[AudioFrame]:
+        if self._ends is None:
+            return []
+        source, sink = self._ends
+        source.push(None)
+        return pull_ready(sink, AudioFrame)
+
+    def _build(self, frame: AudioFrame) -> tuple[FilterContext, FilterContext]:
+        rate = frame.sample_rate
+        graph = Graph()
+        source = graph.add_abuffer(
+            sample_rate=rate,
+            format=frame.format.name,
+            layout=frame.layout.name,
+            time_base=frame.time_base or Fraction(1, rate),
+        )
+        # `start_pts`/`end_pts` of atrim count samples of the timeline.
+        trim = graph.add(
+            "atrim", f"start_pts={round(self._start * rate)}:end_pts={round(self._end * rate)}"
+        )
+        sink = graph.add("abuffersink")
+        graph.link_nodes(source, trim, sink)
+        graph.configure()
+        self._graph = graph  # the contexts live only as long as their graph
+        return source, sink
+
+
 @contextmanager
-def _playback_container(dst: Path) -> Iterator[OutputContainer]:
+def playback_container(dst: Path) -> Iterator[OutputContainer]:
     """An MP4 output that moves `moov` to the front when it is closed."""
     with rejected_as(ENCODING_FAILED):
         output = av.open(str(dst), "w", format="mp4", options=_FASTSTART)
@@ -336,7 +510,7 @@ def _playback_container(dst: Path) -> Iterator[OutputContainer]:
 
 
 @contextmanager
-def _removed_on_failure(dst: Path) -> Iterator[None]:
+def removed_on_failure(dst: Path) -> Iterator[None]:
     try:
         yield
     except BaseException:
@@ -344,7 +518,7 @@ def _removed_on_failure(dst: Path) -> Iterator[None]:
         raise
 
 
-def _demuxed(source: InputContainer, streams: list[Stream]) -> Iterator[Packet[Stream]]:
+def demuxed(source: InputContainer, streams: list[Stream]) -> Iterator[Packet[Stream]]:
     with rejected_as(VIDEO_CORRUPT):
         yield from source.demux(streams)
 

@@ -1,0 +1,188 @@
+"""The trimmed clip: `[start, start + duration)` of an upload, frame-accurately, as the
+same H.264/AAC `+faststart` MP4 the playback transcode writes.
+
+Decisions:
+- Frame-accurate means: the first output frame is the source frame shown at `start` (the
+  last one whose timestamp is at or before it), shown from zero; later frames keep their
+  distance from `start` and the last one is cut short at the span's end, so the clip
+  lasts exactly `duration` and a start between two frames costs one extra frame. Audio
+  is cut at the same instants, to the sample, so picture and sound stay in sync.
+- Fast: the demuxer seeks to the video keyframe at or before `start` and decoding starts
+  there, never at the beginning of the file, and stops at the span's end. Demuxers seek
+  by different clocks (MP4 finds the keyframe by its presentation time, others by its
+  decoding time, which B-frames put earlier, and MPEG-TS lands wherever its packets
+  are), so the keyframe the seek lands on is checked first, on a separate opening of the
+  file, and the seek is stepped back while it is shown after `start`. A file that cannot
+  seek at all is decoded from its beginning: slower, same clip.
+- A span running past the end of the video is clipped to it; a start at or past the end
+  is refused ("start is beyond the end of the video").
+- Everything is re-encoded (no packet copying around the cut points yet), with the
+  playback transcode's lanes: upright, within the profile's height, libx264 + AAC.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+from av.container import InputContainer
+from av.stream import Stream
+from av.video.stream import VideoStream
+
+from services.transcoder.media.errors import NO_VIDEO, MediaRejected, is_environment_error
+from services.transcoder.media.playback import (
+    AudioLane,
+    PlaybackProfile,
+    Span,
+    VideoLane,
+    demuxed,
+    playback_container,
+    removed_on_failure,
+)
+from services.transcoder.media.probe import (
+    MediaInfo,
+    audio_stream_of,
+    open_source,
+    video_stream_of,
+)
+
+BEYOND_END = "start is beyond the end of the video"
+
+#: Seeks tried, each further back (by up to 2**(steps - 2) s), to land on a keyframe
+#: shown at or before the start.
+_MAX_SEEK_STEPS = 8
+#: Audio decoders need some packets before the start to get the first samples right
+#: (AAC overlaps frames of 1024 samples, Opus asks for 80 ms): the seek goes this much
+#: earlier when there is audio. MP4 positions the audio where the video keyframe is.
+_AUDIO_PREROLL_SECONDS = 0.1
+#: Video packets read after a seek while looking for the keyframe it landed on.
+_MAX_PACKETS_TO_KEYFRAME = 1000
+
+
+@dataclass(frozen=True)
+class CutResult:
+    #: The clip's real length: from its first frame's start to its last frame's end
+    #: (less than asked when the span ran past the end of the video).
+    duration_seconds: float
+    #: Video frames written.
+    frames: int
+    has_audio: bool
+    #: Video frames decoded to make the clip: from the keyframe before the start, not
+    #: from the beginning of the file.
+    decoded_frames: int
+
+
+def cut(
+    src: Path,
+    dst: Path,
+    start_seconds: float,
+    duration_seconds: float,
+    info: MediaInfo,
+    profile: PlaybackProfile,
+) -> CutResult:
+    """Write `[start, start + duration)` of the video at `src` (probed as `info`) to `dst`.
+
+    Raises `MediaRejected` with the human-readable reason when the span or the media
+    cannot be cut; `dst` is removed then. Times are seconds from the video's beginning.
+    """
+    if not (math.isfinite(start_seconds) and start_seconds >= 0):
+        raise ValueError(f"start must be a time in the video, not {start_seconds}")
+    if not (math.isfinite(duration_seconds) and duration_seconds > 0):
+        raise ValueError(f"duration must be positive, not {duration_seconds}")
+    if start_seconds >= info.duration_seconds:
+        raise MediaRejected(BEYOND_END)
+    preroll = _AUDIO_PREROLL_SECONDS if info.audio_codec else 0.0
+    seek_target = _keyframe_seek_target(src, max(0.0, start_seconds - preroll))
+    with removed_on_failure(dst), open_source(src) as source:
+        video = video_stream_of(source)
+        if video is None:
+            raise MediaRejected(NO_VIDEO)
+        audio = audio_stream_of(source) if info.audio_codec else None
+        origin = (source.start_time or 0) / av.time_base
+        span = Span(start=origin + start_seconds, end=origin + start_seconds + duration_seconds)
+        if seek_target is not None:
+            source.seek(seek_target, stream=video, backward=True)
+        with playback_container(dst) as output:
+            video_lane = VideoLane(video, output, info, profile, span)
+            audio_lane = AudioLane(audio, output, profile, span) if audio else None
+            inputs: list[Stream] = [video] if audio is None else [video, audio]
+            # MPEG-TS may land before the keyframe: what comes first cannot be decoded.
+            at_keyframe = seek_target is None
+            for packet in demuxed(source, inputs):
+                if packet.size == 0:  # end-of-stream marker; the lanes flush in `finish`
+                    continue
+                if packet.stream_index == video.index:
+                    at_keyframe = at_keyframe or packet.is_keyframe
+                    if at_keyframe and not video_lane.done:
+                        video_lane.feed(packet)
+                elif audio_lane is not None and not audio_lane.done:
+                    audio_lane.feed(packet)
+                if video_lane.done and (audio_lane is None or audio_lane.done):
+                    break
+            video_lane.finish()
+            if video_lane.frames == 0:
+                raise MediaRejected(BEYOND_END)
+            if audio_lane is not None:
+                audio_lane.finish()
+    return CutResult(
+        duration_seconds=video_lane.duration_seconds,
+        frames=video_lane.frames,
+        has_audio=audio_lane is not None and audio_lane.samples > 0,
+        decoded_frames=video_lane.decoded_frames,
+    )
+
+
+def _keyframe_seek_target(src: Path, seconds: float) -> int | None:
+    """The seek position (video time base) that lands on a keyframe shown at or before
+    `seconds` into the video, or None when seeking does not get there (decode from the
+    beginning then).
+
+    The seek is tried at `seconds`, then from just before the keyframe it landed on
+    (demuxers that seek by decoding time), then ever further back (MPEG-TS lands past
+    the keyframe it needs). Found on its own opening of the file, so the real pass
+    starts from a fresh demuxer.
+    """
+    with open_source(src) as source:
+        video = video_stream_of(source)
+        if video is None or video.time_base is None:
+            return None
+        origin = (source.start_time or 0) / av.time_base
+        wanted = round((origin + seconds) / video.time_base)
+        first = (
+            video.start_time if video.start_time is not None else round(origin / video.time_base)
+        )
+        target = wanted
+        for step in range(_MAX_SEEK_STEPS):
+            keyframe = _keyframe_after_seek(source, video, target)
+            if keyframe is None:
+                return None
+            pts, dts = keyframe
+            if pts <= first or target <= first:
+                # The first keyframe: reading from the beginning is no slower, and keeps
+                # what comes before it (AAC's priming packet).
+                return None
+            if pts <= wanted:
+                return target
+            back = 1 if step == 0 else round((1 << (step - 1)) / video.time_base)
+            target = min(target, dts) - back
+        return None
+
+
+def _keyframe_after_seek(
+    source: InputContainer, video: VideoStream, target: int
+) -> tuple[int, int] | None:
+    """Seek to `target` and return (pts, dts) of the first video keyframe read from
+    there; None if FFmpeg cannot seek or finds none soon."""
+    try:
+        source.seek(target, stream=video, backward=True)
+        for count, packet in enumerate(source.demux(video)):
+            if count >= _MAX_PACKETS_TO_KEYFRAME:
+                break
+            if packet.is_keyframe and packet.pts is not None:
+                return packet.pts, packet.pts if packet.dts is None else packet.dts
+    except av.FFmpegError as exc:
+        if is_environment_error(exc):
+            raise
+    return None
