@@ -2,7 +2,7 @@
 in one run, on one generated 1080p clip.
 
 Each benchmark is a named function from the shared `BenchContext` to a `Ratio`; add new
-ones (trimming, say) to `BENCHMARKS`. Timings are cached in the context by name, so
+ones to `BENCHMARKS`. Timings are cached in the context by name, so
 benchmarks share measurements (the PyAV transcode serves two ratios). Measurements that
 are compared alternate between the two sides, and the best run of each counts: on a
 small shared machine, background load otherwise decides the ratio.
@@ -12,6 +12,10 @@ uses frame threads. Kino's `transcode` sets `thread_type = "AUTO"` on the decode
 `"FRAME"` on libx264 (thread count 0, FFmpeg's automatic count, on both sides), which is
 what makes the comparison fair; the decode benchmark also prints PyAV left on its default
 slice threading, to show the difference.
+
+The trimming benchmarks use their own source, a 60 s 720p clip with a keyframe every 2 s
+(made once, on first use): a frame-accurate cut seeks to the keyframe before its start,
+so its cost follows the span, not where the span is in the file.
 
 The `ffmpeg` tool is Debian's package (its own FFmpeg and libx264 builds, possibly
 older than PyAV's bundled ones); the x264 build of each output is printed so a gap can
@@ -35,11 +39,16 @@ import av
 from av.audio.frame import AudioFrame
 from av.video.frame import PictureType, VideoFrame
 
+from services.transcoder.media.cut import cut
 from services.transcoder.media.playback import PlaybackProfile, make_playback, transcode
 from services.transcoder.media.probe import MediaInfo, MediaLimits, probe
 
 CLIP_SIZE = (1920, 1080)
 CLIP_FPS = 30
+#: The trimming benchmarks' source: 60 s of 720p, a keyframe every 2 s.
+TRIM_CLIP_SIZE = (1280, 720)
+TRIM_CLIP_SECONDS = 60.0
+TRIM_CLIP_KEYINT = 2 * CLIP_FPS
 FFMPEG_MISSING = "install it with `apt-get install -y ffmpeg` (Debian/Ubuntu)"
 
 
@@ -73,6 +82,8 @@ class BenchContext:
     rounds: int = 2
     #: Wall times in seconds of every run, by measurement name.
     samples: dict[str, list[float]] = field(default_factory=dict)
+    #: Further sources benchmarks made (once), by name.
+    sources: dict[str, tuple[Path, MediaInfo]] = field(default_factory=dict)
 
     def sample(self, name: str, action: Callable[[], object]) -> float:
         """Run `action` once, record and return its wall time."""
@@ -179,25 +190,87 @@ def remux_vs_transcode(ctx: BenchContext) -> Ratio:
     return Ratio(name, remux / full, target, f"remux {remux:.2f} s, transcode {full:.1f} s")
 
 
+def cut_vs_decoding_from_the_start(ctx: BenchContext) -> Ratio:
+    """A frame-accurate 2 s cut at 45 s ÷ decoding and re-encoding the file's first 47 s
+    (what a cut that cannot seek does, and more)."""
+    name, target = "cut 2 s at 45 s / re-encode 0-47 s", "<= 0.1"
+    source, info = _trim_source(ctx)
+    cut_out, naive_out = ctx.workdir / "cut-2s.mp4", ctx.workdir / "naive-47s.mp4"
+
+    def short_cut() -> None:
+        cut(source, cut_out, 45.0, 2.0, info, ctx.profile)
+
+    def naive() -> None:
+        cut(source, naive_out, 0.0, 47.0, info, ctx.profile)
+
+    for _ in range(ctx.rounds):
+        ctx.sample("cut 2 s at 45 s", short_cut)
+        ctx.sample("re-encode 0-47 s", naive)
+    fast = ctx.best("cut 2 s at 45 s", short_cut)
+    slow = ctx.best("re-encode 0-47 s", naive)
+    detail = f"best of {ctx.rounds}: cut {fast:.2f} s, re-encode from the start {slow:.1f} s"
+    return Ratio(name, fast / slow, target, detail)
+
+
+def cut_vs_transcode(ctx: BenchContext) -> Ratio:
+    """A 30 s cut (mid-file) ÷ the playback transcode of a 30 s file of the same video:
+    both re-encode everything; packet copying between keyframes would beat it."""
+    name, target = "cut 30 s / transcode 30 s", "<= 1.1"
+    source, info = _trim_source(ctx)
+    head = ctx.workdir / "trim-head-30s.mp4"
+    _copy_head(source, head, 30.0)
+    head_info = probe(head, _BENCH_LIMITS)
+    cut_out, transcode_out = ctx.workdir / "cut-30s.mp4", ctx.workdir / "transcode-30s.mp4"
+
+    def long_cut() -> None:
+        cut(source, cut_out, 16.0, 30.0, info, ctx.profile)
+
+    def full() -> None:
+        transcode(head, transcode_out, head_info, ctx.profile)
+
+    for _ in range(ctx.rounds):
+        ctx.sample("cut 30 s", long_cut)
+        ctx.sample("transcode 30 s", full)
+    cut_time, full_time = ctx.best("cut 30 s", long_cut), ctx.best("transcode 30 s", full)
+    detail = (
+        f"best of {ctx.rounds}: cut {cut_time:.1f} s, transcode {full_time:.1f} s "
+        f"({TRIM_CLIP_SIZE[1]}p, preset {ctx.profile.preset})"
+    )
+    return Ratio(name, cut_time / full_time, target, detail)
+
+
 BENCHMARKS: list[tuple[str, Benchmark]] = [
     ("transcode", transcode_vs_ffmpeg),
     ("decode", decode_vs_ffmpeg),
     ("remux", remux_vs_transcode),
+    ("cut", cut_vs_decoding_from_the_start),
+    ("cut-30s", cut_vs_transcode),
 ]
 
+_BENCH_LIMITS = MediaLimits(max_duration_seconds=4 * 3600, max_width=7680, max_height=4320)
 
-def make_bench_clip(path: Path, seconds: float) -> int:
-    """A 1080p H.264/AAC MP4 of FFmpeg's `testsrc2` and a sine (libx264 ultrafast, so it
-    is quick to make). Returns its frame count."""
+
+def make_bench_clip(
+    path: Path,
+    seconds: float,
+    size: tuple[int, int] = CLIP_SIZE,
+    keyint: int | None = None,
+) -> int:
+    """An H.264/AAC MP4 (1080p unless `size` says) of FFmpeg's `testsrc2` and a sine
+    (libx264 ultrafast, so it is quick to make), with a keyframe every `keyint` frames
+    if given. Returns its frame count."""
     frames = round(seconds * CLIP_FPS)
+    options = {"preset": "ultrafast"}
+    if keyint is not None:
+        options["x264-params"] = f"keyint={keyint}:min-keyint={keyint}:scenecut=0"
     with av.open(str(path), "w") as output:
-        video = output.add_stream("libx264", rate=CLIP_FPS, options={"preset": "ultrafast"})
-        video.width, video.height = CLIP_SIZE
+        video = output.add_stream("libx264", rate=CLIP_FPS, options=options)
+        video.width, video.height = size
         video.pix_fmt = "yuv420p"
         video.codec_context.thread_type = "FRAME"
         sound = output.add_stream("aac", rate=48_000)
         for picture in _lavfi_frames(
-            f"testsrc2=size={CLIP_SIZE[0]}x{CLIP_SIZE[1]}:rate={CLIP_FPS}:duration={seconds}"
+            f"testsrc2=size={size[0]}x{size[1]}:rate={CLIP_FPS}:duration={seconds}"
         ):
             assert isinstance(picture, VideoFrame)
             # Source filters mark every frame as I and libx264 obeys: let it choose.
@@ -231,11 +304,10 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         frames = make_bench_clip(clip, args.seconds)
         print(f"  done in {time.perf_counter() - started:.1f} s")
-        limits = MediaLimits(max_duration_seconds=4 * 3600, max_width=7680, max_height=4320)
         ctx = BenchContext(
             workdir=workdir,
             clip=clip,
-            info=probe(clip, limits),
+            info=probe(clip, _BENCH_LIMITS),
             frames=frames,
             profile=PlaybackProfile(),
             ffmpeg=ffmpeg,
@@ -251,6 +323,32 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{ratio.name:<36} {value:>7}  (target {ratio.target}) {ratio.verdict}")
             print(f"    {ratio.detail}")
     return 0
+
+
+def _trim_source(ctx: BenchContext) -> tuple[Path, MediaInfo]:
+    """The trimming benchmarks' 60 s 720p clip, made on first use."""
+    if "trim" not in ctx.sources:
+        path = ctx.workdir / "trim-source.mp4"
+        print(f"  generating a {TRIM_CLIP_SIZE[1]}p {TRIM_CLIP_SECONDS:g} s clip to cut...")
+        started = time.perf_counter()
+        make_bench_clip(path, TRIM_CLIP_SECONDS, TRIM_CLIP_SIZE, keyint=TRIM_CLIP_KEYINT)
+        print(f"  done in {time.perf_counter() - started:.1f} s")
+        ctx.sources["trim"] = (path, probe(path, _BENCH_LIMITS))
+    return ctx.sources["trim"]
+
+
+def _copy_head(src: Path, dst: Path, seconds: float) -> None:
+    """The first `seconds` of an MP4 with a keyframe there, packets copied as they are."""
+    with av.open(str(src)) as source, av.open(str(dst), "w") as output:
+        inputs = [source.streams.video[0], source.streams.audio[0]]
+        targets = {s.index: output.add_stream_from_template(s) for s in inputs}
+        for packet in source.demux(inputs):
+            if packet.dts is None or packet.pts is None:
+                continue
+            if packet.pts * packet.time_base >= seconds:
+                continue
+            packet.stream = targets[packet.stream_index]
+            output.mux(packet)
 
 
 def _decode_everything(clip: Path, thread_type: str | None) -> None:

@@ -9,15 +9,19 @@ Decisions:
   is cut at the same instants, to the sample, so picture and sound stay in sync.
 - Fast: the demuxer seeks to the video keyframe at or before `start` and decoding starts
   there, never at the beginning of the file, and stops at the span's end. Demuxers seek
-  by different clocks (MP4 finds the keyframe by its presentation time, others by its
-  decoding time, which B-frames put earlier, and MPEG-TS lands wherever its packets
-  are), so the keyframe the seek lands on is checked first, on a separate opening of the
+  by different clocks (MP4 and Matroska find the keyframe by its presentation time,
+  some by its decoding time, which B-frames put earlier, and MPEG-TS lands wherever its
+  packets are), so the keyframe the seek lands on is checked first, on a separate opening of the
   file, and the seek is stepped back while it is shown after `start`. A file that cannot
   seek at all is decoded from its beginning: slower, same clip.
 - A span running past the end of the video is clipped to it; a start at or past the end
   is refused ("start is beyond the end of the video").
+- Audio decoders need a little input before the first sample they must get right, so
+  when there is audio the keyframe sought is the one at or before `start - 0.1 s`: a
+  start just after a keyframe decodes one group of pictures more.
 - Everything is re-encoded (no packet copying around the cut points yet), with the
   playback transcode's lanes: upright, within the profile's height, libx264 + AAC.
+  Audio running on past the last picture is cut at the span's end, not at the video's.
 """
 
 from __future__ import annotations
@@ -31,7 +35,13 @@ from av.container import InputContainer
 from av.stream import Stream
 from av.video.stream import VideoStream
 
-from services.transcoder.media.errors import NO_VIDEO, MediaRejected, is_environment_error
+from services.transcoder.media.errors import (
+    NO_VIDEO,
+    VIDEO_CORRUPT,
+    MediaRejected,
+    is_environment_error,
+    rejected_as,
+)
 from services.transcoder.media.playback import (
     AudioLane,
     PlaybackProfile,
@@ -103,7 +113,8 @@ def cut(
         origin = (source.start_time or 0) / av.time_base
         span = Span(start=origin + start_seconds, end=origin + start_seconds + duration_seconds)
         if seek_target is not None:
-            source.seek(seek_target, stream=video, backward=True)
+            with rejected_as(VIDEO_CORRUPT):  # it worked a moment ago, on the same file
+                source.seek(seek_target, stream=video, backward=True)
         with playback_container(dst) as output:
             video_lane = VideoLane(video, output, info, profile, span)
             audio_lane = AudioLane(audio, output, profile, span) if audio else None
