@@ -93,6 +93,9 @@ class VideoDeleted(Event):
 
 
 class TrimRequested(Event):
+    """Cut `[start, start + duration)` of the source. `attempt` grows with each restart;
+    results carry it back so a late result of an earlier attempt changes nothing."""
+
     event_type = "trim.requested"
 
     request_id: str
@@ -101,6 +104,7 @@ class TrimRequested(Event):
     source_key: str
     start_seconds: float = Field(ge=0)
     duration_seconds: float = Field(gt=0)
+    attempt: int = Field(default=1, ge=1)
 
 
 class TrimCompleted(Event):
@@ -109,7 +113,9 @@ class TrimCompleted(Event):
     request_id: str
     video_id: str
     clip_key: str
+    #: The real duration of the clip (shorter than asked when clipped at the end).
     duration_seconds: float
+    attempt: int = Field(default=1, ge=1)
 
 
 class TrimFailed(Event):
@@ -118,6 +124,7 @@ class TrimFailed(Event):
     request_id: str
     video_id: str
     failure_reason: str
+    attempt: int = Field(default=1, ge=1)
 
 
 class StorageObjectCreated(Event):
@@ -137,8 +144,9 @@ class JobProgressed(Event):
 
     job: Literal["video", "trim"]
     id: str
-    stage: str
+    stage: Literal["started", "working"]
     fraction: float = Field(ge=0, le=1)
+    attempt: int = Field(default=1, ge=1)
 
 
 EVENT_TYPES: dict[str, type[Event]] = {

@@ -198,6 +198,9 @@ class ErrorMapping:
     #: JSON:API `source.pointer` for errors about one field.
     pointer: str | None = None
     headers: Callable[[Exception], Mapping[str, str]] | None = None
+    #: An empty `text/html` body instead of the surface's error document (seed 004
+    #: shows its 404 that way).
+    bare_html: bool = False
 
 
 def error_middleware(table: Mapping[type[Exception], ErrorMapping]) -> Any:
@@ -215,6 +218,10 @@ def error_middleware(table: Mapping[type[Exception], ErrorMapping]) -> Any:
             return style.unauthenticated()
         except InvalidRequest as exc:
             return style.validation_error(exc.error, location=exc.location)
+        except ConnectionResetError:
+            # The client went away mid-body: expected, and nobody reads this answer.
+            log.info("client disconnected before the request body ended", path=request.path)
+            return style.error(400, "Request body ended early")
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
@@ -222,6 +229,10 @@ def error_middleware(table: Mapping[type[Exception], ErrorMapping]) -> Any:
         except tuple(table) as exc:
             mapping = _lookup(table, exc)
             headers = mapping.headers(exc) if mapping.headers else None
+            if mapping.bare_html:
+                return web.Response(
+                    status=mapping.status, content_type="text/html", headers=headers
+                )
             return style.error(mapping.status, str(exc), pointer=mapping.pointer, headers=headers)
         except Exception:
             log.exception("unhandled error", path=request.path)

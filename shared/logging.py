@@ -52,5 +52,7 @@ def configure_logging(service: str, *, json: bool, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # aiohttp's access log repeats what the request middleware logs.
+    # aiohttp's access log repeats what the request middleware logs; PyMongo logs every
+    # command at DEBUG, which drowns the service's own debug lines.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("pymongo").setLevel(max(logging.INFO, logging.getLevelName(level)))

@@ -56,6 +56,19 @@ class OutboxRelay:
         if document is not None:
             await self._publish(document)
 
+    async def publish_soon(self, document_id: Any) -> None:
+        """Publish now if the broker allows; otherwise the sweep does it later.
+
+        For callers that just made a change durable: the change stands either way,
+        so a broker outage must not turn it into an error.
+        """
+        try:
+            await self.flush(document_id)
+        except Exception:
+            log.warning(
+                "events left in the outbox for the sweep", document=str(document_id), exc_info=True
+            )
+
     async def sweep(self) -> int:
         """Publish events left pending longer than the grace period; returns how many."""
         cutoff = datetime.now(UTC) - self._grace

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, BinaryIO, cast
 from urllib.parse import urlsplit
 
 import urllib3
@@ -146,6 +147,48 @@ class Storage:
             self._client.fput_object, self.bucket, key, str(source), content_type=content_type
         )
 
+    async def put_stream(
+        self,
+        key: str,
+        chunks: AsyncIterator[bytes],
+        *,
+        content_type: str,
+        part_size: int = 8 * 1024 * 1024,
+    ) -> int:
+        """Store an async byte stream of unknown length as a multipart upload.
+
+        Memory stays bounded by about two parts plus a few chunks, whatever the size:
+        the SDK reads parts from a bridge fed by this coroutine, and this coroutine
+        waits whenever the bridge is full. If `chunks` raises (a client that went
+        away), the SDK aborts the multipart upload, so no object appears, and the
+        error propagates. Returns the number of bytes stored.
+        """
+        loop = asyncio.get_running_loop()
+        bridge = _ChunkBridge(loop)
+        upload = asyncio.ensure_future(
+            asyncio.to_thread(
+                self._client.put_object,
+                self.bucket,
+                key,
+                cast(BinaryIO, bridge),  # the SDK only calls read(size)
+                length=-1,
+                part_size=part_size,
+                content_type=content_type,
+                num_parallel_uploads=2,
+            )
+        )
+        try:
+            async for chunk in chunks:
+                await bridge.put(chunk, upload)
+        except BaseException as exc:
+            await bridge.fail(exc)
+            with contextlib.suppress(BaseException):
+                await upload
+            raise
+        await bridge.close(upload)
+        await upload
+        return bridge.total
+
     async def remove(self, keys: Iterable[str]) -> None:
         """Remove objects; keys that do not exist are not an error (idempotent)."""
         targets = [DeleteObject(key) for key in keys]
@@ -169,3 +212,63 @@ async def open_storage(settings: StorageSettings) -> AsyncIterator[Storage]:
         yield storage
     finally:
         storage.close()
+
+
+class _StreamAborted(Exception):
+    """Raised inside the SDK's reader when the producing stream failed."""
+
+
+class _ChunkBridge:
+    """A file-like object the SDK reads in a worker thread, fed from the event loop.
+
+    Bounded: at most `_MAX_QUEUED` chunks wait, so a fast producer waits for storage.
+    """
+
+    _MAX_QUEUED = 8
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(self._MAX_QUEUED)
+        self._buffer = bytearray()
+        self._finished = False
+        self.total = 0
+
+    async def put(self, chunk: bytes, upload: asyncio.Future[Any]) -> None:
+        if chunk:
+            self.total += len(chunk)
+            await self._put_unless_done(chunk, upload)
+
+    async def close(self, upload: asyncio.Future[Any]) -> None:
+        await self._put_unless_done(None, upload)
+
+    async def fail(self, exc: BaseException) -> None:
+        # Never blocks: drop what is queued, the reader only needs to see the failure.
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._queue.put_nowait(_StreamAborted(str(exc) or type(exc).__name__))
+
+    async def _put_unless_done(self, item: bytes | None, upload: asyncio.Future[Any]) -> None:
+        """Queue `item`, unless the upload ended first (then its error surfaces)."""
+        put: asyncio.Future[Any] = asyncio.ensure_future(self._queue.put(item))
+        await asyncio.wait({put, upload}, return_when=asyncio.FIRST_COMPLETED)
+        if not put.done():
+            put.cancel()
+            await upload  # raises the storage error
+            raise RuntimeError("storage finished reading before the stream ended")
+
+    # -- called by the SDK in its thread --------------------------------------
+
+    def read(self, size: int = -1) -> bytes:
+        while not self._finished and (size < 0 or len(self._buffer) < size):
+            item = asyncio.run_coroutine_threadsafe(self._queue.get(), self._loop).result()
+            if item is None:
+                self._finished = True
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                self._buffer += item
+        if size < 0:
+            size = len(self._buffer)
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import structlog
-
 from services.auth.errors import InvalidCredentials, TooManyAttempts
 from services.auth.passwords import PasswordHasher
 from services.auth.repository import LoginAttemptRepository, User, UserRepository, email_key
@@ -14,8 +12,6 @@ from services.auth.schemas import RegistrationInput, SessionInput
 from services.auth.token_issuer import TokenIssuer
 from shared.events import Envelope, UserRegistered
 from shared.outbox import OutboxRelay
-
-log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -57,13 +53,7 @@ class AuthService:
             UserRegistered(user_id=user.id, email=user.email), correlation_id=correlation_id
         )
         await self._users.insert(user, [event])
-        try:
-            await self._outbox.flush(self._users.document_id(user.id))
-        except Exception:
-            # The user is stored with the event in its outbox: the relay publishes it later.
-            log.warning(
-                "user.registered left in the outbox for the relay", user_id=user.id, exc_info=True
-            )
+        await self._outbox.publish_soon(self._users.document_id(user.id))
         return user
 
     async def sign_in(self, data: SessionInput, *, client_address: str | None) -> IssuedToken:

@@ -10,6 +10,7 @@ from aiohttp import web
 from services.catalog import hosting_routes, trimming_routes
 from services.catalog.consumers import (
     storage_events_subscription,
+    trim_results_subscription,
     user_subscription,
     video_results_subscription,
 )
@@ -17,15 +18,21 @@ from services.catalog.cursor import CursorCodec
 from services.catalog.errors import (
     InvalidCursor,
     InvalidUploadRequest,
+    MalformedUpload,
+    RequestNotFailed,
     StillProcessing,
+    TrimRequestNotFound,
+    UploadTooLarge,
     UserNotFound,
     VideoIsPrivate,
     VideoNotFound,
 )
 from services.catalog.hosting_service import HostingPolicy, HostingService
-from services.catalog.keys import HOSTING, RECONCILER, VIDEO_OUTBOX
+from services.catalog.keys import HOSTING, RECONCILER, TRIM_OUTBOX, TRIMMING, VIDEO_OUTBOX
 from services.catalog.repository import UserDirectory, VideoRepository
 from services.catalog.settings import CatalogSettings
+from services.catalog.trim_repository import TrimRepository
+from services.catalog.trimming_service import TrimmingService
 from services.catalog.upload_reconciler import UploadReconciler
 from shared.app_factory import new_service_app
 from shared.http import ErrorMapping
@@ -48,6 +55,11 @@ ERRORS: dict[type[Exception], ErrorMapping] = {
     StillProcessing: ErrorMapping(425),
     InvalidUploadRequest: ErrorMapping(400),
     InvalidCursor: ErrorMapping(400),
+    # trimming (JSON:API)
+    TrimRequestNotFound: ErrorMapping(404, bare_html=True),
+    RequestNotFailed: ErrorMapping(422, pointer="/data/attributes/status"),
+    UploadTooLarge: ErrorMapping(413),
+    MalformedUpload: ErrorMapping(400),
 }
 
 
@@ -81,7 +93,22 @@ def create_app(settings: CatalogSettings) -> web.Application:
         app[HOSTING] = hosting
         app[VIDEO_OUTBOX] = outbox
         app[RECONCILER] = UploadReconciler(storage, videos, hosting, orphan_age=policy.upload_ttl)
+        trims = TrimRepository(db)
+        trim_outbox = OutboxRelay(trims.collection, broker)
+        await trims.ensure_indexes()
+        await trim_outbox.ensure_indexes()
+        trimming = TrimmingService(
+            trims,
+            storage,
+            trim_outbox,
+            url_ttl=policy.url_ttl,
+            part_size=settings.trim_upload_part_size,
+            max_upload_bytes=settings.trim_max_upload_bytes,
+        )
+        app[TRIMMING] = trimming
+        app[TRIM_OUTBOX] = trim_outbox
         await broker.consume(user_subscription(users))
+        await broker.consume(trim_results_subscription(trimming))
         await broker.consume(video_results_subscription(hosting))
         await broker.consume(
             storage_events_subscription(
@@ -99,10 +126,13 @@ def create_app(settings: CatalogSettings) -> web.Application:
         )
     )
     app.cleanup_ctx.append(
-        periodic_task_context(
-            "outbox-sweep", OUTBOX_SWEEP_SECONDS, lambda app: app[VIDEO_OUTBOX].sweep()
-        )
+        periodic_task_context("outbox-sweep", OUTBOX_SWEEP_SECONDS, _sweep_outboxes)
     )
     app.add_routes(hosting_routes.routes)
     app.add_routes(trimming_routes.routes)
     return app
+
+
+async def _sweep_outboxes(app: web.Application) -> None:
+    await app[VIDEO_OUTBOX].sweep()
+    await app[TRIM_OUTBOX].sweep()

@@ -5,9 +5,13 @@ from __future__ import annotations
 from services.catalog.hosting_service import HostingService
 from services.catalog.repository import UserDirectory
 from services.catalog.storage_notifications import storage_events_source
+from services.catalog.trimming_service import TrimmingService
 from shared.events import (
     Envelope,
+    JobProgressed,
     StorageObjectCreated,
+    TrimCompleted,
+    TrimFailed,
     UserRegistered,
     VideoFailed,
     VideoProcessed,
@@ -50,5 +54,24 @@ def storage_events_subscription(
         await hosting.upload_arrived(
             event.key, event.size, envelope.occurred_at, correlation_id=str(envelope.id)
         )
+
+    return subscription
+
+
+def trim_results_subscription(trimming: TrimmingService) -> Subscription:
+    subscription = Subscription("trim-results")
+
+    @subscription.on(JobProgressed)
+    async def job_progressed(event: JobProgressed, _: Envelope) -> None:
+        if event.job == "trim" and event.stage == "started":
+            await trimming.started(event)
+
+    @subscription.on(TrimCompleted)
+    async def trim_completed(event: TrimCompleted, _: Envelope) -> None:
+        await trimming.completed(event)
+
+    @subscription.on(TrimFailed)
+    async def trim_failed(event: TrimFailed, _: Envelope) -> None:
+        await trimming.failed(event)
 
     return subscription

@@ -29,3 +29,21 @@ class InvalidUploadRequest(Exception):
 
 class InvalidCursor(ValueError):
     """A `next` cursor that this service did not issue, or that was altered."""
+
+
+class TrimRequestNotFound(Exception):
+    def __init__(self) -> None:
+        super().__init__("Request not found")
+
+
+class RequestNotFailed(Exception):
+    """Only a failed request can be restarted."""
+
+
+class UploadTooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"The file exceeds the limit of {limit} bytes")
+
+
+class MalformedUpload(Exception):
+    """The upload is not a form this endpoint can read (the message says why)."""

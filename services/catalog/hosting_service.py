@@ -293,11 +293,7 @@ class HostingService:
         return True
 
     async def _publish(self, hash_id: str) -> None:
-        try:
-            await self._outbox.flush(hash_id)
-        except Exception:
-            # The event stays in the document's outbox; the relay's sweep publishes it.
-            log.warning("event left in the outbox for the relay", video_id=hash_id, exc_info=True)
+        await self._outbox.publish_soon(hash_id)
 
     async def _page(
         self,

@@ -43,3 +43,7 @@ class CatalogSettings(KinoSettings, MongoSettings, BrokerSettings, StorageSettin
     page_size: int = Field(default=20, ge=1, le=100)
     #: MinIO's bucket-notification exchange (compose/Kubernetes configure MinIO to use it).
     storage_events_exchange: str = "kino.storage"
+    #: Largest source a trimming upload may stream (`POST /api/v1/users/videos`).
+    trim_max_upload_bytes: int = Field(default=2 * 1024**3, ge=1)
+    #: Multipart part size of streamed uploads: memory per upload is about two parts.
+    trim_upload_part_size: int = Field(default=8 * 1024**2, ge=5 * 1024**2)

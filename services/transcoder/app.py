@@ -49,7 +49,7 @@ def create_app(settings: TranscoderSettings) -> web.Application:
         app[MEDIA_JOBS] = jobs
         broker = app[BROKER]
         await broker.consume(video_subscription(jobs, broker))
-        await broker.declare(trim_subscription())
+        await broker.consume(trim_subscription(jobs, broker))
         yield
         # Finish (or give back) the current job before its executor goes away.
         await broker.stop_consuming(settings.shutdown_grace_seconds)

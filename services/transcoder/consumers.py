@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.transcoder.service import MediaJobs
-from shared.events import Envelope, TrimRequested, VideoDeleted, VideoUploaded
+from shared.events import Envelope, JobProgressed, TrimRequested, VideoDeleted, VideoUploaded
 from shared.messaging import Broker, Subscription
 
 
@@ -23,6 +23,16 @@ def video_subscription(jobs: MediaJobs, broker: Broker) -> Subscription:
     return subscription
 
 
-def trim_subscription() -> Subscription:
-    """Declared so no `trim.requested` is lost; consumed once trimming lands."""
-    return Subscription("trims", declared=(TrimRequested,))
+def trim_subscription(jobs: MediaJobs, broker: Broker) -> Subscription:
+    subscription = Subscription("trims")
+
+    @subscription.on(TrimRequested)
+    async def trim_requested(event: TrimRequested, envelope: Envelope) -> None:
+        started = JobProgressed(
+            job="trim", id=event.request_id, stage="started", fraction=0, attempt=event.attempt
+        )
+        await broker.publish(started, correlation_id=envelope.correlation_id)
+        result = await jobs.trim(event)
+        await broker.publish(result, correlation_id=envelope.correlation_id)
+
+    return subscription

@@ -9,20 +9,33 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import structlog
 
-from services.transcoder.media.pipeline import PreparedMedia, prepare_media
+from services.transcoder.media.cut import CutResult
+from services.transcoder.media.pipeline import PreparedMedia, cut_clip, prepare_media
 from services.transcoder.media.playback import PlaybackProfile
 from services.transcoder.media.probe import MediaLimits, MediaRejected
-from shared.events import VideoDeleted, VideoFailed, VideoProcessed, VideoUploaded
+from shared.events import (
+    TrimCompleted,
+    TrimFailed,
+    TrimRequested,
+    VideoDeleted,
+    VideoFailed,
+    VideoProcessed,
+    VideoUploaded,
+)
 from shared.storage import ObjectMissing, Storage
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 PLAYBACK_CONTENT_TYPE = "video/mp4"
 THUMBNAIL_CONTENT_TYPE = "image/jpeg"
@@ -34,6 +47,10 @@ def playback_key(video_id: str) -> str:
 
 def thumbnail_key(video_id: str) -> str:
     return f"thumbnails/{video_id}.jpg"
+
+
+def clip_key(request_id: str) -> str:
+    return f"clips/{request_id}.mp4"
 
 
 @dataclass(frozen=True)
@@ -66,7 +83,16 @@ class MediaJobs:
                     video_id=event.video_id, failure_reason="uploaded file is missing"
                 )
             try:
-                prepared = await self._run(workdir, source)
+                prepared: PreparedMedia = await self._in_executor(
+                    partial(
+                        prepare_media,
+                        source,
+                        workdir,
+                        self._settings.limits,
+                        self._settings.profile,
+                        self._settings.thumbnail_max_width,
+                    )
+                )
             except MediaRejected as exc:
                 log.info("upload rejected", video_id=event.video_id, reason=str(exc))
                 return VideoFailed(video_id=event.video_id, failure_reason=str(exc))
@@ -99,14 +125,50 @@ class MediaJobs:
         keys = {*event.object_keys, playback_key(event.video_id), thumbnail_key(event.video_id)}
         await self._storage.remove(sorted(keys))
 
-    async def _run(self, workdir: Path, source: Path) -> PreparedMedia:
-        # In an executor so the event loop keeps broker heartbeats flowing.
-        job = partial(
-            prepare_media,
-            source,
-            workdir,
-            self._settings.limits,
-            self._settings.profile,
-            self._settings.thumbnail_max_width,
-        )
+    async def trim(self, event: TrimRequested) -> TrimCompleted | TrimFailed:
+        """Cut the requested span of the source into a clip.
+
+        The source stays in storage (a failed request may be restarted); the clip has a
+        fixed key per request, so redoing the job overwrites it.
+        """
+        with tempfile.TemporaryDirectory(prefix="kino-", dir=self._settings.work_dir) as tmp:
+            workdir = Path(tmp)
+            source, clip = workdir / "source", workdir / "clip.mp4"
+            failed = partial(
+                TrimFailed,
+                request_id=event.request_id,
+                video_id=event.video_id,
+                attempt=event.attempt,
+            )
+            try:
+                await self._storage.download(event.source_key, source)
+            except ObjectMissing:
+                return failed(failure_reason="source file is missing")
+            try:
+                result: CutResult = await self._in_executor(
+                    partial(
+                        cut_clip,
+                        source,
+                        clip,
+                        event.start_seconds,
+                        event.duration_seconds,
+                        self._settings.limits,
+                        self._settings.profile,
+                    )
+                )
+            except MediaRejected as exc:
+                log.info("trim rejected", request_id=event.request_id, reason=str(exc))
+                return failed(failure_reason=str(exc))
+            await self._storage.upload(clip, clip_key(event.request_id), PLAYBACK_CONTENT_TYPE)
+            log.info("trim done", request_id=event.request_id, frames=result.frames)
+            return TrimCompleted(
+                request_id=event.request_id,
+                video_id=event.video_id,
+                clip_key=clip_key(event.request_id),
+                duration_seconds=result.duration_seconds,
+                attempt=event.attempt,
+            )
+
+    async def _in_executor(self, job: Callable[[], T]) -> T:
+        # Media work runs in the executor so the event loop keeps heartbeats flowing.
         return await asyncio.get_running_loop().run_in_executor(self._executor, job)

@@ -1,10 +1,12 @@
-"""The whole hosting pipeline for one upload, as one synchronous call for an executor."""
+"""Whole media jobs (hosting an upload, cutting a clip), each one synchronous call for
+an executor."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.transcoder.media.cut import CutResult, cut
 from services.transcoder.media.playback import PlaybackProfile, make_playback
 from services.transcoder.media.probe import MediaInfo, MediaLimits, probe
 from services.transcoder.media.thumbnail import make_thumbnail
@@ -35,3 +37,16 @@ def prepare_media(
     playback = workdir / "playback.mp4"
     remuxed = make_playback(source, playback, info, profile)
     return PreparedMedia(info=info, playback=playback, thumbnail=thumbnail, remuxed=remuxed)
+
+
+def cut_clip(
+    source: Path,
+    destination: Path,
+    start_seconds: float,
+    duration_seconds: float,
+    limits: MediaLimits,
+    profile: PlaybackProfile,
+) -> CutResult:
+    """Probe (limits first), then cut `[start, start + duration)` frame-accurately."""
+    info = probe(source, limits)
+    return cut(source, destination, start_seconds, duration_seconds, info, profile)

@@ -1,0 +1,151 @@
+"""Request and response bodies of the trimming API (seed 004, JSON:API)."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from shared.http import JsonApiVersion
+
+# -- the upload form -----------------------------------------------------------
+
+
+def _number(value: object) -> float:
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        raise ValueError("must be a number") from None
+    if not math.isfinite(number):
+        raise ValueError("must be a number")
+    return number
+
+
+class TrimForm(BaseModel):
+    """`POST /api/v1/users/videos` fields; times in seconds, decimals allowed."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    name: str
+    source_file: bool
+    trimming_start_time: float
+    duration: float
+
+    @field_validator("name")
+    @classmethod
+    def _name_present(cls, value: str) -> str:
+        if not value:
+            raise ValueError("can't be blank")
+        if len(value) > 255:
+            raise ValueError("is too long (maximum is 255 characters)")
+        return value
+
+    @field_validator("source_file", mode="before")
+    @classmethod
+    def _file_present(cls, value: object) -> bool:
+        if value is not True:
+            raise ValueError("can't be blank")
+        return True
+
+    @field_validator("trimming_start_time", mode="before")
+    @classmethod
+    def _start(cls, value: object) -> float:
+        start = _number(value)
+        if start < 0:
+            raise ValueError("must be greater than or equal to 0")
+        return start
+
+    @field_validator("duration", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> float:
+        duration = _number(value)
+        if duration <= 0:
+            raise ValueError("must be greater than 0")
+        return duration
+
+
+# -- documents -----------------------------------------------------------------
+
+
+class RelationshipMeta(BaseModel):
+    included: bool = False
+
+
+class Relationship(BaseModel):
+    """A relationship the document names but does not include (as the seed shows)."""
+
+    meta: RelationshipMeta = RelationshipMeta()
+
+
+class VideoRelationships(BaseModel):
+    user: Relationship = Relationship()
+    request: Relationship = Relationship()
+
+
+class RequestRelationships(BaseModel):
+    user: Relationship = Relationship()
+    video: Relationship = Relationship()
+
+
+class UploadedVideoAttributes(BaseModel):
+    name: str
+
+
+class UploadedVideoResource(BaseModel):
+    id: str
+    type: Literal["videos"] = "videos"
+    attributes: UploadedVideoAttributes
+    relationships: VideoRelationships = VideoRelationships()
+
+
+class UploadedVideoDocument(BaseModel):
+    data: UploadedVideoResource
+    jsonapi: JsonApiVersion = JsonApiVersion()
+
+
+class ClipAttributes(BaseModel):
+    #: `HH:MM:SS` of the real clip.
+    duration: str
+    #: A presigned, directly fetchable URL.
+    url: str
+
+
+class ClipResource(BaseModel):
+    id: str
+    type: Literal["videos"] = "videos"
+    attributes: ClipAttributes
+    relationships: VideoRelationships = VideoRelationships()
+
+
+class ClipsDocument(BaseModel):
+    data: list[ClipResource]
+    jsonapi: JsonApiVersion = JsonApiVersion()
+
+
+class RequestAttributes(BaseModel):
+    status: str
+    #: Only on failed requests (an addition to the seed's attributes).
+    failure_reason: str | None = None
+
+
+class RequestResource(BaseModel):
+    id: str
+    type: Literal["requests"] = "requests"
+    attributes: RequestAttributes
+    relationships: RequestRelationships = RequestRelationships()
+
+
+class RequestDocument(BaseModel):
+    data: RequestResource
+    jsonapi: JsonApiVersion = JsonApiVersion()
+
+
+class RequestsDocument(BaseModel):
+    data: list[RequestResource]
+    jsonapi: JsonApiVersion = JsonApiVersion()
+
+
+def hh_mm_ss(seconds: float) -> str:
+    whole = max(0, round(seconds))
+    return f"{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
