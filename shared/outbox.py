@@ -33,6 +33,11 @@ def outbox_entry(envelope: Envelope) -> dict[str, Any]:
     }
 
 
+async def ensure_outbox_index(collection: AsyncCollection[dict[str, Any]]) -> None:
+    """The index the relay's sweep queries (pending entries by age)."""
+    await collection.create_index(f"{OUTBOX_FIELD}.at", sparse=True)
+
+
 class OutboxRelay:
     """Publishes the pending events of one collection's documents."""
 
@@ -48,7 +53,7 @@ class OutboxRelay:
         self._grace = timedelta(seconds=grace_seconds)
 
     async def ensure_indexes(self) -> None:
-        await self._collection.create_index(f"{OUTBOX_FIELD}.at", sparse=True)
+        await ensure_outbox_index(self._collection)
 
     async def flush(self, document_id: Any) -> None:
         """Publish one document's pending events now (right after writing them)."""
