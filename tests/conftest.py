@@ -14,12 +14,14 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import aio_pika
 import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from minio import Minio
 from pydantic_settings import BaseSettings
 
 from devstack.services import RunningServices, start_services
@@ -52,13 +54,33 @@ def namespace() -> str:
 
 
 @pytest.fixture(scope="session")
+def bucket(namespace: str) -> str:
+    """The session's media bucket (`KINO_S3_BUCKET` of its services)."""
+    return f"kino-{namespace}"
+
+
+@pytest.fixture(scope="session")
+def s3(stores: StoreEndpoints) -> Minio:
+    """A client of the session's S3 server, for looking at what the services stored."""
+    return Minio(
+        urlsplit(stores.s3_endpoint).netloc,
+        access_key=stores.s3_access_key,
+        secret_key=stores.s3_secret_key,
+        secure=False,
+        region="us-east-1",
+    )
+
+
+@pytest.fixture(scope="session")
 def signing_key_pem() -> str:
     """The auth service's key in tests, so tests can mint (expired, ...) tokens with it."""
     return generate_private_key_pem()
 
 
 @pytest.fixture(scope="session")
-def service_env(stores: StoreEndpoints, namespace: str, signing_key_pem: str) -> dict[str, str]:
+def service_env(
+    stores: StoreEndpoints, namespace: str, bucket: str, signing_key_pem: str
+) -> dict[str, str]:
     """The `KINO_*` environment of this session's services."""
     return {
         **stores.service_env(),
@@ -66,7 +88,7 @@ def service_env(stores: StoreEndpoints, namespace: str, signing_key_pem: str) ->
         "KINO_AMQP_QUEUE_PREFIX": namespace,
         "KINO_AMQP_RETRY_DELAY_SECONDS": "0.2",
         "KINO_AMQP_MAX_ATTEMPTS": "3",
-        "KINO_S3_BUCKET": f"kino-{namespace}",
+        "KINO_S3_BUCKET": bucket,
         "KINO_AUTH_SIGNING_KEY": signing_key_pem,
         # Every test client shares 127.0.0.1; the address limit has its own test.
         "KINO_AUTH_LOGIN_LIMIT_PER_ADDRESS": "1000000",

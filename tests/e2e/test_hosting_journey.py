@@ -12,7 +12,6 @@ import av
 import pytest
 from minio import Minio
 
-from devstack.stores import StoreEndpoints
 from tests.conftest import Account, make_user, my_videos, upload_video, wait_until_done
 from tests.polling import eventually
 from tests.transcoder.media_factory import make_clip
@@ -32,16 +31,6 @@ def _clip_bytes(tmp_path: Path, name: str = "clip.mp4", **options: object) -> by
     path = tmp_path / name
     make_clip(path, **options)  # type: ignore[arg-type]
     return path.read_bytes()
-
-
-def _minio(stores: StoreEndpoints) -> Minio:
-    return Minio(
-        stores.s3_endpoint.removeprefix("http://"),
-        access_key=stores.s3_access_key,
-        secret_key=stores.s3_secret_key,
-        secure=False,
-        region="us-east-1",
-    )
 
 
 async def _explore(
@@ -78,8 +67,8 @@ async def test_upload_list_watch_update_private_delete(
     alice: Account,
     bob: Account,
     tmp_path: Path,
-    stores: StoreEndpoints,
-    namespace: str,
+    s3: Minio,
+    bucket: str,
 ) -> None:
     hash_id = await upload_video(
         http, gateway_url, alice, _clip_bytes(tmp_path, seconds=2), file_name="holiday.mp4"
@@ -159,17 +148,15 @@ async def test_upload_list_watch_update_private_delete(
         assert r.status == 204
     assert (await _watch(http, gateway_url, alice, alice.id, hash_id)).status == 404
     assert await my_videos(http, gateway_url, alice) == {"unprocessed_videos": [], "videos": []}
-    await _assert_objects_removed(stores, f"kino-{namespace}", hash_id)
+    await _assert_objects_removed(s3, bucket, hash_id)
 
 
-async def _assert_objects_removed(stores: StoreEndpoints, bucket: str, hash_id: str) -> None:
-    client = _minio(stores)
-
+async def _assert_objects_removed(s3: Minio, bucket: str, hash_id: str) -> None:
     def names() -> list[str]:
         return [
             str(o.object_name)
             for prefix in ("playback/", "thumbnails/", "incoming/")
-            for o in client.list_objects(bucket, prefix=prefix)
+            for o in s3.list_objects(bucket, prefix=prefix)
         ]
 
     async def gone() -> bool:

@@ -10,7 +10,6 @@ import aiohttp
 import pytest
 from minio import Minio
 
-from devstack.stores import StoreEndpoints
 from tests.conftest import Account, make_user
 from tests.polling import eventually
 from tests.transcoder.media_factory import make_clip
@@ -79,15 +78,8 @@ async def wait_for_status(
     return await eventually(settled, within=60)
 
 
-def source_objects(stores: StoreEndpoints, bucket: str) -> set[str]:
-    client = Minio(
-        stores.s3_endpoint.removeprefix("http://"),
-        access_key=stores.s3_access_key,
-        secret_key=stores.s3_secret_key,
-        secure=False,
-        region="us-east-1",
-    )
-    return {str(o.object_name) for o in client.list_objects(bucket, prefix="sources/")}
+def source_objects(s3: Minio, bucket: str) -> set[str]:
+    return {str(o.object_name) for o in s3.list_objects(bucket, prefix="sources/")}
 
 
 async def test_upload_schedules_a_request_and_lists_the_clip(
@@ -95,13 +87,13 @@ async def test_upload_schedules_a_request_and_lists_the_clip(
     gateway_url: str,
     account: Account,
     clip: bytes,
-    stores: StoreEndpoints,
-    namespace: str,
+    s3: Minio,
+    bucket: str,
 ) -> None:
     status, body = await post_video(http, gateway_url, account, trim_form(clip))
     assert status == 201
     video_id = body["data"]["id"]
-    stored = await asyncio.to_thread(source_objects, stores, f"kino-{namespace}")
+    stored = await asyncio.to_thread(source_objects, s3, bucket)
     assert f"sources/{video_id}" in stored
     assert body == {
         "data": {
@@ -259,14 +251,13 @@ async def test_invalid_uploads_are_422_and_leave_nothing_behind(
     gateway_url: str,
     account: Account,
     clip: bytes,
-    stores: StoreEndpoints,
-    namespace: str,
+    s3: Minio,
+    bucket: str,
     form_options: dict[str, Any],
     pointer: str,
     detail: str,
 ) -> None:
-    bucket = f"kino-{namespace}"
-    before = await asyncio.to_thread(source_objects, stores, bucket)
+    before = await asyncio.to_thread(source_objects, s3, bucket)
     options = dict(form_options)
     data = options.pop("data", clip)
     status, body = await post_video(http, gateway_url, account, trim_form(data, **options))
@@ -274,7 +265,7 @@ async def test_invalid_uploads_are_422_and_leave_nothing_behind(
     assert {"detail": detail, "source": {"pointer": pointer}} in body["errors"]
     assert body["jsonapi"] == {"version": "1.0"}
     assert await requests_of(http, gateway_url, account) == []
-    assert await asyncio.to_thread(source_objects, stores, bucket) == before
+    assert await asyncio.to_thread(source_objects, s3, bucket) == before
 
 
 async def test_decimal_times_are_accepted(

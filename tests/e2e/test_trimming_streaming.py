@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
 
 import aiohttp
 import psutil
@@ -14,8 +13,8 @@ import pytest
 from minio import Minio
 
 from devstack.services import RunningServices
-from devstack.stores import StoreEndpoints
 from tests.conftest import Account, make_user
+from tests.e2e.test_trimming_api import source_objects
 from tests.polling import eventually
 
 MiB = 1024 * 1024
@@ -27,20 +26,6 @@ MEMORY_BUDGET = 100 * MiB
 @pytest.fixture
 async def account(http: aiohttp.ClientSession, gateway_url: str) -> Account:
     return await make_user(http, gateway_url)
-
-
-def _minio(stores: StoreEndpoints) -> Minio:
-    return Minio(
-        urlsplit(stores.s3_endpoint).netloc,
-        access_key=stores.s3_access_key,
-        secret_key=stores.s3_secret_key,
-        secure=False,
-        region="us-east-1",
-    )
-
-
-def _sources(stores: StoreEndpoints, bucket: str) -> set[str]:
-    return {str(o.object_name) for o in _minio(stores).list_objects(bucket, prefix="sources/")}
 
 
 async def _zeros(total: int, chunk: int = MiB) -> AsyncIterator[bytes]:
@@ -92,8 +77,8 @@ async def test_a_1_gib_upload_streams_with_bounded_memory(
     gateway_url: str,
     account: Account,
     stack: RunningServices,
-    stores: StoreEndpoints,
-    namespace: str,
+    s3: Minio,
+    bucket: str,
 ) -> None:
     pids = {name: stack.processes[name].pid for name in ("gateway", "catalog")}
     with PeakMemory(pids) as memory:
@@ -108,9 +93,7 @@ async def test_a_1_gib_upload_streams_with_bounded_memory(
     for name in pids:
         print(f"{name}: resident memory grew {memory.growth(name) / MiB:.1f} MiB")
         assert memory.growth(name) < MEMORY_BUDGET, (name, memory.growth(name) // MiB)
-    client = _minio(stores)
-    bucket = f"kino-{namespace}"
-    stat = await asyncio.to_thread(client.stat_object, bucket, f"sources/{video_id}")
+    stat = await asyncio.to_thread(s3.stat_object, bucket, f"sources/{video_id}")
     assert stat.size == GiB
     # Zeros are no video: the request fails; then the big source is removed to free disk.
     async with http.get(f"{gateway_url}/api/v1/users/requests", headers=account.auth) as r:
@@ -122,7 +105,7 @@ async def test_a_1_gib_upload_streams_with_bounded_memory(
         return item["id"] == request_id and item["attributes"]["status"] == "failed"
 
     await eventually(failed, within=120)
-    await asyncio.to_thread(client.remove_object, bucket, f"sources/{video_id}")
+    await asyncio.to_thread(s3.remove_object, bucket, f"sources/{video_id}")
 
 
 async def test_an_interrupted_upload_leaves_no_request_and_no_object(
@@ -130,11 +113,10 @@ async def test_an_interrupted_upload_leaves_no_request_and_no_object(
     gateway_url: str,
     account: Account,
     stack: RunningServices,
-    stores: StoreEndpoints,
-    namespace: str,
+    s3: Minio,
+    bucket: str,
 ) -> None:
-    bucket = f"kino-{namespace}"
-    before = await asyncio.to_thread(_sources, stores, bucket)
+    before = await asyncio.to_thread(source_objects, s3, bucket)
     handled_before = await _upload_requests_handled(http, stack.urls["catalog"])
     sent_enough = asyncio.Event()
 
@@ -166,7 +148,7 @@ async def test_an_interrupted_upload_leaves_no_request_and_no_object(
     await eventually(catalog_gave_up, within=30)
     async with http.get(f"{gateway_url}/api/v1/users/requests", headers=account.auth) as r:
         assert (await r.json(content_type=None))["data"] == []
-    assert await asyncio.to_thread(_sources, stores, bucket) == before
+    assert await asyncio.to_thread(source_objects, s3, bucket) == before
 
 
 async def _upload_requests_handled(http: aiohttp.ClientSession, catalog_url: str) -> int:

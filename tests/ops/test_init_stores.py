@@ -14,7 +14,7 @@ from ops.init_stores import InitSettings, init_stores
 
 
 async def test_creates_bucket_and_indexes_and_is_idempotent(
-    make_settings: Callable[..., Any], stores: StoreEndpoints
+    make_settings: Callable[..., Any], stores: StoreEndpoints, s3: Minio
 ) -> None:
     suffix = uuid.uuid4().hex[:8]
     settings = make_settings(
@@ -26,12 +26,6 @@ async def test_creates_bucket_and_indexes_and_is_idempotent(
     await init_stores(settings)
     await init_stores(settings)  # a second run changes nothing and does not fail
 
-    s3 = Minio(
-        stores.s3_endpoint.removeprefix("http://"),
-        access_key=stores.s3_access_key,
-        secret_key=stores.s3_secret_key,
-        secure=False,
-    )
     assert s3.bucket_exists(settings.s3_bucket)
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stores.mongo_url)
     try:

@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import aio_pika
 import pytest
@@ -41,22 +40,14 @@ class Worker:
 
 
 @pytest.fixture(scope="module")
-def long_source(
-    stores: StoreEndpoints, namespace: str, tmp_path_factory: pytest.TempPathFactory
-) -> str:
+def long_source(s3: Minio, bucket: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A source whose cut takes a few seconds (720p, 8 s re-encoded), in the session bucket."""
     path = tmp_path_factory.mktemp("shutdown") / "long.mp4"
     make_clip(path, seconds=10, size=(1280, 720))
-    client = Minio(
-        urlsplit(stores.s3_endpoint).netloc,
-        access_key=stores.s3_access_key,
-        secret_key=stores.s3_secret_key,
-        secure=False,
-    )
-    bucket, key = f"kino-{namespace}", f"sources/shutdown-{uuid.uuid4().hex[:8]}"
-    if not client.bucket_exists(bucket):
-        client.make_bucket(bucket)
-    client.fput_object(bucket, key, str(path), content_type="video/mp4")
+    key = f"sources/shutdown-{uuid.uuid4().hex[:8]}"
+    if not s3.bucket_exists(bucket):  # the services create it; this test needs none of them
+        s3.make_bucket(bucket)
+    s3.fput_object(bucket, key, str(path), content_type="video/mp4")
     return key
 
 
