@@ -36,3 +36,16 @@ bench: setup
 
 clean:
 	rm -rf .run .pytest_cache .mypy_cache .ruff_cache
+
+# Docker Compose deployment (needs Docker with the compose plugin): the four services,
+# MongoDB, RabbitMQ and MinIO from docker-compose.yml, settings and secrets from .env.
+COMPOSE_NEEDS_ENV = test -f .env || { echo "no .env: cp .env.example .env (development values; replace them for real use)" >&2; exit 1; }
+
+.PHONY: compose-up compose-down
+compose-up:
+	@$(COMPOSE_NEEDS_ENV)
+	docker compose --env-file .env up -d --build
+
+compose-down:
+	@$(COMPOSE_NEEDS_ENV)
+	docker compose --env-file .env down
