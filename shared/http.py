@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import structlog
 from aiohttp import web
@@ -57,6 +57,16 @@ class HTTPValidationError(BaseModel):
 
 class JsonApiVersion(BaseModel):
     version: str = "1.0"
+
+
+DataT = TypeVar("DataT")
+
+
+class JsonApiDocument(BaseModel, Generic[DataT]):
+    """A JSON:API top-level document: `{"data": …, "jsonapi": {"version": "1.0"}}`."""
+
+    data: DataT
+    jsonapi: JsonApiVersion = JsonApiVersion()
 
 
 class JsonApiErrorSource(BaseModel):

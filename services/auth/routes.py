@@ -12,13 +12,18 @@ from services.auth.schemas import (
     RegistrationInput,
     SessionInput,
     TokenAttributes,
-    TokenDocument,
     TokenResource,
     UserAttributes,
-    UserDocument,
     UserResource,
 )
-from shared.http import IDENTITY, JSONAPI_CONTENT_TYPE, REQUEST_ID, json_response, parse
+from shared.http import (
+    IDENTITY,
+    JSONAPI_CONTENT_TYPE,
+    REQUEST_ID,
+    JsonApiDocument,
+    json_response,
+    parse,
+)
 
 routes = web.RouteTableDef()
 
@@ -51,7 +56,7 @@ async def _attributes(request: web.Request) -> dict[str, Any]:
 async def register(request: web.Request) -> web.Response:
     data = parse(RegistrationInput, await _attributes(request), _POINTER_BASE)
     user = await request.app[AUTH_SERVICE].register(data, correlation_id=request[REQUEST_ID])
-    document = UserDocument(
+    document = JsonApiDocument[UserResource](
         data=UserResource(id=user.id, attributes=UserAttributes(email=user.email))
     )
     return json_response(document, status=201, content_type=JSONAPI_CONTENT_TYPE)
@@ -63,7 +68,7 @@ async def create_session(request: web.Request) -> web.Response:
     token = await request.app[AUTH_SERVICE].sign_in(
         data, client_address=request[IDENTITY].client_address
     )
-    document = TokenDocument(
+    document = JsonApiDocument[TokenResource](
         data=TokenResource(
             id=token.issued_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
             attributes=TokenAttributes(access=token.access),

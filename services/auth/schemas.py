@@ -7,8 +7,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from shared.http import JsonApiVersion
-
 # Deliberately simple: one @, no spaces, a dot in the domain. Deliverability is
 # the mail server's business, not a regex's.
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
@@ -69,11 +67,6 @@ class UserResource(BaseModel):
     attributes: UserAttributes
 
 
-class UserDocument(BaseModel):
-    data: UserResource
-    jsonapi: JsonApiVersion = JsonApiVersion()
-
-
 class TokenAttributes(BaseModel):
     access: str
 
@@ -83,8 +76,3 @@ class TokenResource(BaseModel):
     id: str
     type: Literal["tokens"] = "tokens"
     attributes: TokenAttributes
-
-
-class TokenDocument(BaseModel):
-    data: TokenResource
-    jsonapi: JsonApiVersion = JsonApiVersion()

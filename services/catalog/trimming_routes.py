@@ -12,14 +12,10 @@ from services.catalog.trim_upload import receive_upload
 from services.catalog.trimming_schemas import (
     ClipAttributes,
     ClipResource,
-    ClipsDocument,
     RequestAttributes,
-    RequestDocument,
     RequestResource,
-    RequestsDocument,
     TrimForm,
     UploadedVideoAttributes,
-    UploadedVideoDocument,
     UploadedVideoResource,
     hh_mm_ss,
 )
@@ -28,6 +24,7 @@ from shared.http import (
     JSONAPI_CONTENT_TYPE,
     REQUEST_ID,
     InvalidRequest,
+    JsonApiDocument,
     json_response,
     parse,
     require_user,
@@ -67,7 +64,7 @@ async def upload_video(request: web.Request) -> web.Response:
         TrimOrder(form.name, form.trimming_start_time, form.duration),
         correlation_id=request[REQUEST_ID],
     )
-    document = UploadedVideoDocument(
+    document = JsonApiDocument[UploadedVideoResource](
         data=UploadedVideoResource(id=video_id, attributes=UploadedVideoAttributes(name=form.name))
     )
     return json_response(document, status=201, content_type=JSONAPI_CONTENT_TYPE)
@@ -76,7 +73,7 @@ async def upload_video(request: web.Request) -> web.Response:
 @routes.get("/api/v1/users/videos")
 async def clips(request: web.Request) -> web.Response:
     found = await request.app[TRIMMING].clips(require_user(request))
-    document = ClipsDocument(
+    document = JsonApiDocument[list[ClipResource]](
         data=[
             ClipResource(
                 id=clip.video_id,
@@ -92,7 +89,8 @@ async def clips(request: web.Request) -> web.Response:
 async def requests(request: web.Request) -> web.Response:
     jobs = await request.app[TRIMMING].requests(require_user(request))
     return json_response(
-        RequestsDocument(data=[_request(job) for job in jobs]), content_type=JSONAPI_CONTENT_TYPE
+        JsonApiDocument[list[RequestResource]](data=[_request(job) for job in jobs]),
+        content_type=JSONAPI_CONTENT_TYPE,
     )
 
 
@@ -101,4 +99,6 @@ async def restart(request: web.Request) -> web.Response:
     job = await request.app[TRIMMING].restart(
         require_user(request), request.match_info["id"], correlation_id=request[REQUEST_ID]
     )
-    return json_response(RequestDocument(data=_request(job)), content_type=JSONAPI_CONTENT_TYPE)
+    return json_response(
+        JsonApiDocument[RequestResource](data=_request(job)), content_type=JSONAPI_CONTENT_TYPE
+    )

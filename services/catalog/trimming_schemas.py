@@ -7,8 +7,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from shared.http import JsonApiVersion
-
 # -- the upload form -----------------------------------------------------------
 
 
@@ -99,11 +97,6 @@ class UploadedVideoResource(BaseModel):
     relationships: VideoRelationships = VideoRelationships()
 
 
-class UploadedVideoDocument(BaseModel):
-    data: UploadedVideoResource
-    jsonapi: JsonApiVersion = JsonApiVersion()
-
-
 class ClipAttributes(BaseModel):
     #: `HH:MM:SS` of the real clip.
     duration: str
@@ -118,11 +111,6 @@ class ClipResource(BaseModel):
     relationships: VideoRelationships = VideoRelationships()
 
 
-class ClipsDocument(BaseModel):
-    data: list[ClipResource]
-    jsonapi: JsonApiVersion = JsonApiVersion()
-
-
 class RequestAttributes(BaseModel):
     status: str
     #: Only on failed requests (an addition to the seed's attributes).
@@ -134,16 +122,6 @@ class RequestResource(BaseModel):
     type: Literal["requests"] = "requests"
     attributes: RequestAttributes
     relationships: RequestRelationships = RequestRelationships()
-
-
-class RequestDocument(BaseModel):
-    data: RequestResource
-    jsonapi: JsonApiVersion = JsonApiVersion()
-
-
-class RequestsDocument(BaseModel):
-    data: list[RequestResource]
-    jsonapi: JsonApiVersion = JsonApiVersion()
 
 
 def hh_mm_ss(seconds: float) -> str:
