@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -145,18 +145,30 @@ async def _ready_messages(worker: Worker) -> int:
     return int(queue.declaration_result.message_count or 0)
 
 
-async def test_sigterm_lets_the_current_job_finish(
+@pytest.fixture
+def sigterm_during_a_job(
     service_env: dict[str, str],
     stores: StoreEndpoints,
     amqp_cleanup: list[str],
     tmp_path: Path,
     long_source: str,
-) -> None:
-    async with _worker(service_env, stores, amqp_cleanup, tmp_path, grace_seconds=120) as worker:
-        request_id = await _request_trim(worker, long_source)
-        started = await _next_event(worker)
-        assert (started["type"], started["data"]["id"]) == ("job.progressed", request_id)
-        worker.process.signal_group(signal.SIGTERM)
+) -> Callable[[float], contextlib.AbstractAsyncContextManager[tuple[Worker, str]]]:
+    """A worker with `grace` seconds of shutdown grace, SIGTERMed once its job started."""
+
+    @contextlib.asynccontextmanager
+    async def run(grace: float) -> AsyncIterator[tuple[Worker, str]]:
+        async with _worker(service_env, stores, amqp_cleanup, tmp_path, grace) as worker:
+            request_id = await _request_trim(worker, long_source)
+            started = await _next_event(worker)
+            assert (started["type"], started["data"]["id"]) == ("job.progressed", request_id)
+            worker.process.signal_group(signal.SIGTERM)
+            yield worker, request_id
+
+    return run
+
+
+async def test_sigterm_lets_the_current_job_finish(sigterm_during_a_job: Any) -> None:
+    async with sigterm_during_a_job(120) as (worker, request_id):
         finished = await _next_event(worker)
         assert finished["type"] == "trim.completed"
         assert finished["data"]["request_id"] == request_id
@@ -164,18 +176,8 @@ async def test_sigterm_lets_the_current_job_finish(
         assert await _ready_messages(worker) == 0  # acked, not handed back
 
 
-async def test_sigterm_with_a_short_grace_hands_the_job_back(
-    service_env: dict[str, str],
-    stores: StoreEndpoints,
-    amqp_cleanup: list[str],
-    tmp_path: Path,
-    long_source: str,
-) -> None:
-    async with _worker(service_env, stores, amqp_cleanup, tmp_path, grace_seconds=0.2) as worker:
-        request_id = await _request_trim(worker, long_source)
-        started = await _next_event(worker)
-        assert started["data"]["id"] == request_id
-        worker.process.signal_group(signal.SIGTERM)
+async def test_sigterm_with_a_short_grace_hands_the_job_back(sigterm_during_a_job: Any) -> None:
+    async with sigterm_during_a_job(0.2) as (worker, _):
         await _exit_code(worker.process)
 
         async def handed_back() -> bool:
