@@ -1,5 +1,5 @@
 """Why the transcoder refuses an upload: `MediaRejected`, the reasons users see, and the
-one place where FFmpeg's errors become those reasons.
+one place where FFmpeg's errors become those reasons (`rejected_as`, `TolerantDecoder`).
 
 An upload is rejected for good (the worker reports `video.failed`, nothing retries) when
 its bytes are the problem. Errors of the machine running the job are not the upload's
@@ -11,10 +11,19 @@ classes for them subclass `OSError`), so the worker can retry the job.
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, Generic, TypeVar
 
 import av
+from av.audio.frame import AudioFrame
+from av.packet import Packet
+from av.video.frame import VideoFrame
+
+#: Undecodable packets a stream may have before it is called corrupt.
+MAX_DECODE_ERRORS = 10
+
+_FrameT = TypeVar("_FrameT", VideoFrame, AudioFrame)
 
 # The reasons, exactly as the API shows them in `failure_reason`.
 NOT_MEDIA = "file is not a media file"
@@ -65,3 +74,30 @@ def rejected_as(reason: str) -> Iterator[None]:
         if is_environment_error(exc):
             raise
         raise MediaRejected(reason) from exc
+
+
+class TolerantDecoder(Generic[_FrameT]):
+    """A stream's decoder that skips a few undecodable packets, as the `ffmpeg` tool does,
+    before calling the stream corrupt (`corrupt` is the reason then)."""
+
+    def __init__(
+        self,
+        decode: Callable[[Packet[Any] | None], list[_FrameT]],
+        corrupt: str,
+        max_errors: int = MAX_DECODE_ERRORS,
+    ) -> None:
+        self._decode: Callable[[Packet[Any] | None], list[_FrameT]] = decode
+        self._corrupt = corrupt
+        self._max_errors = max_errors
+        self._errors = 0
+
+    def __call__(self, packet: Packet[Any] | None) -> list[_FrameT]:
+        try:
+            return self._decode(packet)
+        except av.FFmpegError as exc:
+            if is_environment_error(exc):
+                raise
+            self._errors += 1
+            if self._errors > self._max_errors:
+                raise MediaRejected(self._corrupt) from exc
+            return []

@@ -15,12 +15,11 @@ runs them over a `Span` of the source instead of all of it.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Generic, TypeVar
 
 import av
 from av.audio.frame import AudioFrame
@@ -41,7 +40,7 @@ from services.transcoder.media.errors import (
     TRUNCATED,
     VIDEO_CORRUPT,
     MediaRejected,
-    is_environment_error,
+    TolerantDecoder,
     rejected_as,
 )
 from services.transcoder.media.geometry import (
@@ -68,10 +67,7 @@ _AAC_SAMPLE_RATES = frozenset(
 _AAC_FRAME_SAMPLES = 1024
 #: Undecodable packets tolerated per stream (the `ffmpeg` tool skips them too) before
 #: the upload counts as corrupt.
-_MAX_DECODE_ERRORS = 10
 _FALLBACK_FRAME_RATE = Fraction(25)
-
-_FrameT = TypeVar("_FrameT", VideoFrame, AudioFrame)
 
 
 @dataclass(frozen=True)
@@ -184,29 +180,6 @@ def transcode(src: Path, dst: Path, info: MediaInfo, profile: PlaybackProfile) -
                 audio_lane.finish()
 
 
-class _TolerantDecoder(Generic[_FrameT]):
-    """A stream's decoder that skips a few undecodable packets, as the `ffmpeg` tool does,
-    before calling the stream corrupt (`corrupt` is the reason then)."""
-
-    def __init__(
-        self, decode: Callable[[Packet[Stream] | None], list[_FrameT]], corrupt: str
-    ) -> None:
-        self._decode: Callable[[Packet[Stream] | None], list[_FrameT]] = decode
-        self._corrupt = corrupt
-        self._errors = 0
-
-    def __call__(self, packet: Packet[Stream] | None) -> list[_FrameT]:
-        try:
-            return self._decode(packet)
-        except av.FFmpegError as exc:
-            if is_environment_error(exc):
-                raise
-            self._errors += 1
-            if self._errors > _MAX_DECODE_ERRORS:
-                raise MediaRejected(self._corrupt) from exc
-            return []
-
-
 class VideoLane:
     """Decode → (cut to the span) → upright/scale → libx264 for the video stream."""
 
@@ -223,7 +196,7 @@ class VideoLane:
         decoder = stream.codec_context
         decoder.thread_type = "AUTO"
         decoder.thread_count = profile.threads
-        self._decode = _TolerantDecoder(stream.decode, VIDEO_CORRUPT)
+        self._decode = TolerantDecoder(stream.decode, VIDEO_CORRUPT)
         rate = stream.average_rate or stream.guessed_rate or _FALLBACK_FRAME_RATE
         self._time_base = stream.time_base or 1 / rate
         self._frame_ticks = max(1, round(1 / (rate * self._time_base)))
@@ -381,7 +354,7 @@ class AudioLane:
     ) -> None:
         self._stream = stream
         self._output = output
-        self._decode = _TolerantDecoder(stream.decode, AUDIO_CORRUPT)
+        self._decode = TolerantDecoder(stream.decode, AUDIO_CORRUPT)
         self._start_seconds = span.start
         self._trim = None if span.end is None else _AudioTrim(span.start, span.end)
         source_rate = stream.codec_context.sample_rate

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import av
@@ -41,6 +42,7 @@ from services.transcoder.media.errors import (
     TOO_LONG,
     VIDEO_CORRUPT,
     MediaRejected,
+    TolerantDecoder,
     is_environment_error,
     rejected_as,
 )
@@ -64,7 +66,6 @@ _STILL_DISPOSITIONS = Disposition.attached_pic | Disposition.still_image
 
 #: How far `probe` reads for the first decodable frame before calling the video corrupt.
 _FIRST_FRAME_MAX_PACKETS = 300
-_FIRST_FRAME_MAX_ERRORS = 10
 
 
 @dataclass(frozen=True)
@@ -187,18 +188,9 @@ def _duration_seconds(container: InputContainer, video: VideoStream) -> float | 
 
 
 def _first_frame(container: InputContainer, video: VideoStream) -> VideoFrame:
-    errors = 0
+    decode = TolerantDecoder(video.decode, VIDEO_CORRUPT)
     with rejected_as(VIDEO_CORRUPT):
-        for count, packet in enumerate(container.demux(video)):
-            if count >= _FIRST_FRAME_MAX_PACKETS:
-                break
-            try:
-                frames = video.decode(packet)
-            except av.InvalidDataError:
-                errors += 1
-                if errors > _FIRST_FRAME_MAX_ERRORS:
-                    break
-                continue
-            if frames:
+        for packet in islice(container.demux(video), _FIRST_FRAME_MAX_PACKETS):
+            if frames := decode(packet):
                 return frames[0]
     raise MediaRejected(VIDEO_CORRUPT)

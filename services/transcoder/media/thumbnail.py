@@ -24,6 +24,7 @@ from services.transcoder.media.errors import (
     NO_VIDEO,
     VIDEO_CORRUPT,
     MediaRejected,
+    TolerantDecoder,
     is_environment_error,
     rejected_as,
 )
@@ -57,7 +58,6 @@ _LUMA_FIRST_FORMATS = frozenset(
     }
 )
 _LUMA_SAMPLES_PER_SIDE = 64
-_MAX_DECODE_ERRORS = 10
 #: mjpeg quantiser scale (2 best .. 31 worst), as `ffmpeg -q:v`.
 _JPEG_QSCALE = 3
 _FF_QP2LAMBDA = 118
@@ -142,17 +142,10 @@ def _seek(source: InputContainer, video: VideoStream, target: float) -> bool:
 
 def _decoded(source: InputContainer, video: VideoStream) -> Iterator[VideoFrame]:
     """Decoded frames, skipping a few undecodable packets like `ffmpeg` does."""
-    errors = 0
+    decode = TolerantDecoder(video.decode, VIDEO_CORRUPT)
     with rejected_as(VIDEO_CORRUPT):
         for packet in source.demux(video):
-            try:
-                frames = video.decode(packet)
-            except av.InvalidDataError:
-                errors += 1
-                if errors > _MAX_DECODE_ERRORS:
-                    raise
-                continue
-            yield from frames
+            yield from decode(packet)
 
 
 def _encode_jpeg(
