@@ -549,14 +549,20 @@ def test_every_policy_declares_its_types() -> None:
     assert default == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
 
 
+#: Who may reach Kino's own workloads (the base alone has these and no stores).
+KINO_INGRESS_FLOWS: dict[str, set[tuple[str, int]]] = {
+    "gateway": {("ns:ingress-nginx", 8080)},
+    "auth": {("gateway", 8081)},
+    "catalog": {("gateway", 8082)},
+    "transcoder": set(),
+    "init-stores": set(),
+}
+
+
 def test_ingress_flows() -> None:
     objects = load_manifests()
     expected: dict[str, set[tuple[str, int]]] = {
-        "gateway": {("ns:ingress-nginx", 8080)},
-        "auth": {("gateway", 8081)},
-        "catalog": {("gateway", 8082)},
-        "transcoder": set(),
-        "init-stores": set(),
+        **KINO_INGRESS_FLOWS,
         "mongodb": {(c, 27017) for c in ("auth", "catalog", "init-stores")},
         "rabbitmq": {(c, 5672) for c in ("auth", "catalog", "transcoder", "minio", "ns:keda")},
         "minio": {(c, 9000) for c in ("catalog", "transcoder", "init-stores", "ns:ingress-nginx")},
@@ -586,15 +592,8 @@ def test_egress_flows() -> None:
 
 def test_base_alone_admits_outside_traffic_to_the_gateway_only() -> None:
     objects = base_objects()
-    expected: dict[str, set[tuple[str, int]]] = {
-        "gateway": {("ns:ingress-nginx", 8080)},
-        "auth": {("gateway", 8081)},
-        "catalog": {("gateway", 8082)},
-        "transcoder": set(),
-        "init-stores": set(),
-    }
-    assert set(workloads(objects)) == set(expected)
-    for name, flows in expected.items():
+    assert set(workloads(objects)) == set(KINO_INGRESS_FLOWS)
+    for name, flows in KINO_INGRESS_FLOWS.items():
         assert allowed(objects, name, "Ingress") == flows, name
 
 
