@@ -246,10 +246,13 @@ class HostingService:
             )
             if value is not None
         }
-        video = await self._videos.get(hash_id)
-        if video is None or video.user_id != user_id:
-            raise VideoNotFound
-        if changes and not await self._videos.update_fields(hash_id, user_id, changes):
+        if changes:
+            # The update's filter checks the owner: one round trip.
+            found = await self._videos.update_fields(hash_id, user_id, changes)
+        else:  # nothing to change, but another user's or an unknown video is still 404
+            video = await self._videos.get(hash_id)
+            found = video is not None and video.user_id == user_id
+        if not found:
             raise VideoNotFound
 
     async def delete(self, user_id: str, hash_id: str, *, correlation_id: str | None) -> None:

@@ -61,6 +61,13 @@ async def test_invalid_updates_are_422_and_change_nothing(
     assert video["file_name"] == "draft.mp4"
 
 
+async def test_an_empty_update_of_ones_own_video_is_204(
+    http: aiohttp.ClientSession, gateway_url: str, owner: Account, hash_id: str
+) -> None:
+    status, _ = await _put(http, f"{gateway_url}/video/my/{hash_id}", owner, {})
+    assert status == 204
+
+
 async def test_limits_themselves_are_accepted(
     http: aiohttp.ClientSession, gateway_url: str, owner: Account, hash_id: str
 ) -> None:
@@ -77,6 +84,8 @@ async def test_unknown_or_foreign_videos_are_404(
         status, body = await _put(
             http, f"{gateway_url}/video/my/{target}", account, {"title": "mine now"}
         )
+        assert (status, body) == (404, {"detail": "Video not found"})
+        status, body = await _put(http, f"{gateway_url}/video/my/{target}", account, {})
         assert (status, body) == (404, {"detail": "Video not found"})
         async with http.delete(f"{gateway_url}/video/my/{target}", headers=account.auth) as r:
             assert r.status == 404
