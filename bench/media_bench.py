@@ -40,7 +40,8 @@ from av.audio.frame import AudioFrame
 from av.video.frame import PictureType, VideoFrame
 
 from services.transcoder.media.cut import cut
-from services.transcoder.media.playback import PlaybackProfile, make_playback, transcode
+from services.transcoder.media.lanes import PlaybackProfile
+from services.transcoder.media.playback import make_playback, transcode
 from services.transcoder.media.probe import MediaInfo, MediaLimits, probe
 
 CLIP_SIZE = (1920, 1080)

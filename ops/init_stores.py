@@ -14,8 +14,8 @@ import asyncio
 from pydantic import Field
 
 from services.auth.repository import LoginAttemptRepository, UserRepository
-from services.catalog.repository import VideoRepository
-from services.catalog.trim_repository import TrimRepository
+from services.catalog.hosting.repository import VideoRepository
+from services.catalog.trimming.repository import TrimRepository
 from shared.config import SETTINGS_CONFIG, KinoSettings, MongoSettings, StorageSettings
 from shared.mongo import mongo_database
 from shared.outbox import ensure_outbox_index

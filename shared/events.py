@@ -12,7 +12,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 
 class Event(BaseModel):
@@ -92,13 +92,19 @@ class VideoDeleted(Event):
     object_keys: list[str]
 
 
+#: The trim request's id. Version 1 of the trim events called it `request_id`, a name
+#: that collided with the HTTP request id in the logs; messages of version 1 still read.
+_TRIM_ID = Field(validation_alias=AliasChoices("trim_id", "request_id"))
+
+
 class TrimRequested(Event):
     """Cut `[start, start + duration)` of the source. `attempt` grows with each restart;
     results carry it back so a late result of an earlier attempt changes nothing."""
 
     event_type = "trim.requested"
+    event_version = 2
 
-    request_id: str
+    trim_id: str = _TRIM_ID
     video_id: str
     user_id: str
     source_key: str
@@ -109,8 +115,9 @@ class TrimRequested(Event):
 
 class TrimCompleted(Event):
     event_type = "trim.completed"
+    event_version = 2
 
-    request_id: str
+    trim_id: str = _TRIM_ID
     video_id: str
     clip_key: str
     #: The real duration of the clip (shorter than asked when clipped at the end).
@@ -120,8 +127,9 @@ class TrimCompleted(Event):
 
 class TrimFailed(Event):
     event_type = "trim.failed"
+    event_version = 2
 
-    request_id: str
+    trim_id: str = _TRIM_ID
     video_id: str
     failure_reason: str
     attempt: int = Field(default=1, ge=1)
@@ -138,7 +146,8 @@ class StorageObjectCreated(Event):
 
 
 class JobProgressed(Event):
-    """Progress of a long media job, for observers; nothing depends on it."""
+    """Progress of a long media job. Catalog moves a trim request from scheduled to
+    processing on its `started` stage; other stages are for observers."""
 
     event_type = "job.progressed"
 

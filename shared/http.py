@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 
 import structlog
 from aiohttp import web
@@ -105,39 +105,28 @@ def json_response(
 # -- styles --------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ErrorStyle:
-    """How one API surface renders errors."""
+def _hosting_error(detail: str, _pointer: str | None) -> BaseModel:
+    return HTTPErrorBody(detail=detail)
 
-    name: Literal["hosting", "jsonapi"]
-    unauthenticated_detail: str
 
-    def error(
-        self,
-        status: int,
-        detail: str,
-        *,
-        pointer: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> web.Response:
-        if self.name == "hosting":
-            return json_response(HTTPErrorBody(detail=detail), status=status, headers=headers)
-        document = JsonApiErrorDocument(
-            errors=[JsonApiError(detail=detail, source=JsonApiErrorSource(pointer=pointer))]
-        )
-        return json_response(
-            document, status=status, content_type=JSONAPI_CONTENT_TYPE, headers=headers
-        )
+def _hosting_validation_error(exc: ValidationError, location: str) -> BaseModel:
+    return HTTPValidationError(
+        detail=[
+            ValidationErrorItem(loc=[location, *err["loc"]], msg=err["msg"], type=err["type"])
+            for err in exc.errors(include_url=False)
+        ]
+    )
 
-    def validation_error(self, exc: ValidationError, *, location: str) -> web.Response:
-        """422 from a pydantic error. `location`: hosting `query`/`body`, JSON:API pointer base."""
-        if self.name == "hosting":
-            items = [
-                ValidationErrorItem(loc=[location, *err["loc"]], msg=err["msg"], type=err["type"])
-                for err in exc.errors(include_url=False)
-            ]
-            return json_response(HTTPValidationError(detail=items), status=422)
-        errors = [
+
+def _jsonapi_error(detail: str, pointer: str | None) -> BaseModel:
+    return JsonApiErrorDocument(
+        errors=[JsonApiError(detail=detail, source=JsonApiErrorSource(pointer=pointer))]
+    )
+
+
+def _jsonapi_validation_error(exc: ValidationError, location: str) -> BaseModel:
+    return JsonApiErrorDocument(
+        errors=[
             JsonApiError(
                 detail=_jsonapi_detail(err),
                 source=JsonApiErrorSource(
@@ -146,13 +135,7 @@ class ErrorStyle:
             )
             for err in exc.errors(include_url=False)
         ]
-        return json_response(
-            JsonApiErrorDocument(errors=errors), status=422, content_type=JSONAPI_CONTENT_TYPE
-        )
-
-    def unauthenticated(self) -> web.Response:
-        headers = {"WWW-Authenticate": "Bearer"}
-        return self.error(401, self.unauthenticated_detail, headers=headers)
+    )
 
 
 def _jsonapi_detail(err: Any) -> str:
@@ -165,13 +148,60 @@ def _jsonapi_detail(err: Any) -> str:
     return f"{field} {message[:1].lower()}{message[1:]}"
 
 
-HOSTING = ErrorStyle(name="hosting", unauthenticated_detail="Not authenticated")
-JSONAPI = ErrorStyle(name="jsonapi", unauthenticated_detail="Not authorized")
+@dataclass(frozen=True)
+class ErrorStyle:
+    """How one API surface renders errors: a row of the table below, not a branch."""
+
+    content_type: str
+    unauthenticated_detail: str
+    #: The body of an error; the JSON:API style names the field at `pointer`.
+    error_body: Callable[[str, str | None], BaseModel]
+    #: The body of a 422 from a pydantic error. `location`: hosting `query`/`body`,
+    #: JSON:API the pointer base.
+    validation_body: Callable[[ValidationError, str], BaseModel]
+
+    def error(
+        self,
+        status: int,
+        detail: str,
+        *,
+        pointer: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> web.Response:
+        return json_response(
+            self.error_body(detail, pointer),
+            status=status,
+            content_type=self.content_type,
+            headers=headers,
+        )
+
+    def validation_error(self, exc: ValidationError, *, location: str) -> web.Response:
+        return json_response(
+            self.validation_body(exc, location), status=422, content_type=self.content_type
+        )
+
+    def unauthenticated(self) -> web.Response:
+        headers = {"WWW-Authenticate": "Bearer"}
+        return self.error(401, self.unauthenticated_detail, headers=headers)
+
+
+HOSTING_STYLE = ErrorStyle(
+    content_type="application/json",
+    unauthenticated_detail="Not authenticated",
+    error_body=_hosting_error,
+    validation_body=_hosting_validation_error,
+)
+JSONAPI_STYLE = ErrorStyle(
+    content_type=JSONAPI_CONTENT_TYPE,
+    unauthenticated_detail="Not authorized",
+    error_body=_jsonapi_error,
+    validation_body=_jsonapi_validation_error,
+)
 
 
 def style_for_path(path: str) -> ErrorStyle:
     """The trimming API lives under `/api/`; everything else is the hosting API."""
-    return JSONAPI if path.startswith("/api/") else HOSTING
+    return JSONAPI_STYLE if path.startswith("/api/") else HOSTING_STYLE
 
 
 # -- middlewares ---------------------------------------------------------------

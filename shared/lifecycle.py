@@ -14,11 +14,15 @@ from shared.config import BrokerSettings, MongoSettings, StorageSettings
 from shared.keys import BROKER, METRICS_REGISTRY, MONGO_DB, READINESS, STORAGE
 from shared.messaging import connected_broker
 from shared.mongo import mongo_database, ping
+from shared.outbox import OutboxRelay
 from shared.storage import open_storage
 
 log = structlog.get_logger(__name__)
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
+
+#: How often an outbox relay publishes the events its documents still hold.
+OUTBOX_SWEEP_SECONDS = 15.0
 
 
 def mongo_context(settings: MongoSettings, service: str) -> CleanupContext:
@@ -31,11 +35,10 @@ def mongo_context(settings: MongoSettings, service: str) -> CleanupContext:
     return context
 
 
-def broker_context(
-    settings: BrokerSettings, service: str, *, grace_seconds: float = 0.0
-) -> CleanupContext:
-    """Connect to the broker. On shutdown consumers stop first, and in-flight
-    handlers get `grace_seconds` to finish before the connection closes."""
+def broker_context(settings: BrokerSettings, service: str) -> CleanupContext:
+    """Connect to the broker. On shutdown consumers stop first; a handler still running
+    is cancelled and its message, unacked, goes back to the queue. (The transcoder,
+    whose jobs are long, stops its consumers earlier, with a grace period.)"""
 
     async def context(app: web.Application) -> AsyncIterator[None]:
         async with connected_broker(settings, service, app[METRICS_REGISTRY]) as broker:
@@ -46,7 +49,7 @@ def broker_context(
 
             app[READINESS].add("broker", connected)
             yield
-            await broker.stop_consuming(grace_seconds)
+            await broker.stop_consuming()
 
     return context
 
@@ -83,3 +86,10 @@ def periodic_task_context(
             await task
 
     return context
+
+
+def outbox_sweep_context(name: str, relay: web.AppKey[OutboxRelay]) -> CleanupContext:
+    """Sweep the outbox relay stored under `relay` while the app runs."""
+    return periodic_task_context(
+        f"{name}-outbox-sweep", OUTBOX_SWEEP_SECONDS, lambda app: app[relay].sweep()
+    )

@@ -81,8 +81,6 @@ class Subscription:
 
     name: str
     prefetch: int | None = None
-    #: Events bound to the queue before their handlers exist (declared, not consumed).
-    declared: tuple[type[Event], ...] = ()
     #: Consume another system's messages instead of our exchange's events.
     source: ForeignSource | None = None
     routes: dict[str, _Route] = field(default_factory=dict)
@@ -94,7 +92,7 @@ class Subscription:
 
     @property
     def routing_keys(self) -> list[str]:
-        return sorted({*self.routes, *(model.event_type for model in self.declared)})
+        return sorted(self.routes)
 
     def on(self, model: type[E]) -> Callable[[Handler[E]], Handler[E]]:
         def register(handler: Handler[E]) -> Handler[E]:
@@ -102,9 +100,6 @@ class Subscription:
             return handler
 
         return register
-
-    def route(self, model: type[E], handler: Handler[E]) -> None:
-        self.routes[model.event_type] = _Route(model, handler)
 
 
 @dataclass(frozen=True)

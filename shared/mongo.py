@@ -6,12 +6,28 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+from bson import ObjectId
+from bson.errors import InvalidId
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.config import MongoSettings
 
 Document = dict[str, Any]
+
+
+def new_id() -> str:
+    """A new document id as the text the APIs show: an ObjectId (unique, time-ordered)."""
+    return str(ObjectId())
+
+
+def document_id(text: str) -> ObjectId | None:
+    """The ObjectId `text` names, or None when it names none: a lookup by an id a client
+    made up finds nothing instead of failing."""
+    try:
+        return ObjectId(text)
+    except (InvalidId, TypeError):
+        return None
 
 
 @contextlib.asynccontextmanager

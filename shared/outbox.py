@@ -10,10 +10,12 @@ Consumers are idempotent, so the rare duplicate after a crash is harmless.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
+from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
 from shared.events import Envelope
@@ -31,6 +33,32 @@ def outbox_entry(envelope: Envelope) -> dict[str, Any]:
         "at": envelope.occurred_at,
         "envelope": envelope.model_dump(mode="json"),
     }
+
+
+async def guarded_transition(
+    collection: AsyncCollection[dict[str, Any]],
+    query: Mapping[str, Any],
+    *,
+    from_status: Iterable[str],
+    to_status: str,
+    changes: Mapping[str, Any] | None = None,
+    events: Sequence[Envelope] = (),
+) -> dict[str, Any] | None:
+    """Move the document `query` finds from one of `from_status` to `to_status`.
+
+    One single-document update: the state it leaves is in the filter, so a duplicated
+    or redelivered event changes nothing twice; `changes` are set with the new status and
+    the events the change causes ride into the outbox with it. Returns the document as
+    it is after the change, or None when nothing matched (no change was made).
+    """
+    update: dict[str, Any] = {"$set": {"status": to_status, **(changes or {})}}
+    if events:
+        update["$push"] = {OUTBOX_FIELD: {"$each": [outbox_entry(e) for e in events]}}
+    return await collection.find_one_and_update(
+        {**query, "status": {"$in": list(from_status)}},
+        update,
+        return_document=ReturnDocument.AFTER,
+    )
 
 
 async def ensure_outbox_index(collection: AsyncCollection[dict[str, Any]]) -> None:

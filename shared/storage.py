@@ -2,7 +2,7 @@
 
 The SDK is synchronous; every call runs in a worker thread so the event loop
 keeps serving. One bucket holds every object, under a prefix per kind
-(`incoming/`, `playback/`, `thumbnails/`, `clips/`).
+(`shared.object_keys` names them and builds every key).
 
 Presigned URLs are handed to clients, so they are signed for the endpoint
 clients reach (`KINO_S3_PUBLIC_ENDPOINT`), which may differ from the one the

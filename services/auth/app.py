@@ -18,13 +18,12 @@ from services.auth.token_issuer import TokenIssuer, generate_private_key_pem
 from shared.app_factory import new_service_app
 from shared.http import ErrorMapping
 from shared.keys import BROKER, MONGO_DB
-from shared.lifecycle import broker_context, mongo_context, periodic_task_context
+from shared.lifecycle import broker_context, mongo_context, outbox_sweep_context
 from shared.outbox import OutboxRelay
 
 log = structlog.get_logger(__name__)
 
 SERVICE = "auth"
-OUTBOX_SWEEP_SECONDS = 15.0
 
 ERRORS: dict[type[Exception], ErrorMapping] = {
     EmailTaken: ErrorMapping(422, pointer="/data/attributes/email"),
@@ -71,10 +70,6 @@ def create_app(settings: AuthSettings) -> web.Application:
         yield
 
     app.cleanup_ctx.append(domain)
-    app.cleanup_ctx.append(
-        periodic_task_context(
-            "outbox-sweep", OUTBOX_SWEEP_SECONDS, lambda app: app[OUTBOX_RELAY].sweep()
-        )
-    )
+    app.cleanup_ctx.append(outbox_sweep_context("users", OUTBOX_RELAY))
     app.add_routes(routes)
     return app

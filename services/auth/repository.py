@@ -36,14 +36,6 @@ class UserRepository:
     async def ensure_indexes(self) -> None:
         await self.collection.create_index("email_key", unique=True)
 
-    @staticmethod
-    def new_id() -> str:
-        return str(ObjectId())
-
-    @staticmethod
-    def document_id(user_id: str) -> ObjectId:
-        return ObjectId(user_id)
-
     async def insert(self, user: User, events: list[Envelope]) -> None:
         """Insert the user with its events in the outbox; a taken email raises `EmailTaken`.
 
@@ -51,7 +43,7 @@ class UserRepository:
         exactly one insert succeeds.
         """
         document: Document = {
-            "_id": self.document_id(user.id),
+            "_id": ObjectId(user.id),
             "email": user.email,
             "email_key": email_key(user.email),
             "password_hash": user.password_hash,

@@ -11,6 +11,7 @@ from services.auth.repository import LoginAttemptRepository, User, UserRepositor
 from services.auth.schemas import RegistrationInput, SessionInput
 from services.auth.token_issuer import TokenIssuer
 from shared.events import Envelope, UserRegistered
+from shared.mongo import document_id, new_id
 from shared.outbox import OutboxRelay
 
 
@@ -45,7 +46,7 @@ class AuthService:
 
     async def register(self, data: RegistrationInput, *, correlation_id: str | None) -> User:
         user = User(
-            id=self._users.new_id(),
+            id=new_id(),
             email=data.email,
             password_hash=await self._hasher.hash(data.password),
         )
@@ -53,7 +54,7 @@ class AuthService:
             UserRegistered(user_id=user.id, email=user.email), correlation_id=correlation_id
         )
         await self._users.insert(user, [event])
-        await self._outbox.publish_soon(self._users.document_id(user.id))
+        await self._outbox.publish_soon(document_id(user.id))
         return user
 
     async def sign_in(self, data: SessionInput, *, client_address: str | None) -> IssuedToken:

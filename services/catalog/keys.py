@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.catalog.hosting_service import HostingService
-from services.catalog.trimming_service import TrimmingService
-from services.catalog.upload_reconciler import UploadReconciler
+from services.catalog.hosting.service import HostingService
+from services.catalog.hosting.upload_reconciler import UploadReconciler
+from services.catalog.trimming.service import TrimmingService
+from services.catalog.users import UserDirectory
 from shared.outbox import OutboxRelay
 
-HOSTING: web.AppKey[HostingService] = web.AppKey("hosting", HostingService)
+USERS: web.AppKey[UserDirectory] = web.AppKey("users", UserDirectory)
+HOSTING_SERVICE: web.AppKey[HostingService] = web.AppKey("hosting_service", HostingService)
 RECONCILER: web.AppKey[UploadReconciler] = web.AppKey("reconciler", UploadReconciler)
-VIDEO_OUTBOX: web.AppKey[OutboxRelay] = web.AppKey("video_outbox", OutboxRelay)
-TRIMMING: web.AppKey[TrimmingService] = web.AppKey("trimming", TrimmingService)
-TRIM_OUTBOX: web.AppKey[OutboxRelay] = web.AppKey("trim_outbox", OutboxRelay)
+HOSTING_OUTBOX: web.AppKey[OutboxRelay] = web.AppKey("hosting_outbox", OutboxRelay)
+TRIMMING_SERVICE: web.AppKey[TrimmingService] = web.AppKey("trimming_service", TrimmingService)
+TRIMMING_OUTBOX: web.AppKey[OutboxRelay] = web.AppKey("trimming_outbox", OutboxRelay)

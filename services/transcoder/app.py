@@ -8,8 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from aiohttp import web
 
 from services.transcoder.consumers import trim_subscription, video_subscription
-from services.transcoder.keys import MEDIA_JOBS
-from services.transcoder.media.playback import PlaybackProfile
+from services.transcoder.media.lanes import PlaybackProfile
 from services.transcoder.media.probe import MediaLimits
 from services.transcoder.service import MediaJobs, MediaSettings
 from services.transcoder.settings import TranscoderSettings
@@ -46,7 +45,6 @@ def create_app(settings: TranscoderSettings) -> web.Application:
         # One media job at a time per process (prefetch 1, one thread).
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="media")
         jobs = MediaJobs(app[STORAGE], executor, media_settings(settings))
-        app[MEDIA_JOBS] = jobs
         broker = app[BROKER]
         await broker.consume(video_subscription(jobs, broker))
         await broker.consume(trim_subscription(jobs, broker))

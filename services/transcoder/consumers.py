@@ -29,7 +29,7 @@ def trim_subscription(jobs: MediaJobs, broker: Broker) -> Subscription:
     @subscription.on(TrimRequested)
     async def trim_requested(event: TrimRequested, envelope: Envelope) -> None:
         started = JobProgressed(
-            job="trim", id=event.request_id, stage="started", fraction=0, attempt=event.attempt
+            job="trim", id=event.trim_id, stage="started", fraction=0, attempt=event.attempt
         )
         await broker.publish(started, correlation_id=envelope.correlation_id)
         result = await jobs.trim(event)

@@ -19,8 +19,8 @@ from typing import TypeVar
 import structlog
 
 from services.transcoder.media.cut import CutResult
+from services.transcoder.media.lanes import PlaybackProfile
 from services.transcoder.media.pipeline import PreparedMedia, cut_clip, prepare_media
-from services.transcoder.media.playback import PlaybackProfile
 from services.transcoder.media.probe import MediaLimits, MediaRejected
 from shared.events import (
     TrimCompleted,
@@ -31,6 +31,7 @@ from shared.events import (
     VideoProcessed,
     VideoUploaded,
 )
+from shared.object_keys import clip_key, playback_key, thumbnail_key
 from shared.storage import ObjectMissing, Storage
 
 log = structlog.get_logger(__name__)
@@ -39,18 +40,6 @@ T = TypeVar("T")
 
 PLAYBACK_CONTENT_TYPE = "video/mp4"
 THUMBNAIL_CONTENT_TYPE = "image/jpeg"
-
-
-def playback_key(video_id: str) -> str:
-    return f"playback/{video_id}.mp4"
-
-
-def thumbnail_key(video_id: str) -> str:
-    return f"thumbnails/{video_id}.jpg"
-
-
-def clip_key(request_id: str) -> str:
-    return f"clips/{request_id}.mp4"
 
 
 @dataclass(frozen=True)
@@ -122,8 +111,8 @@ class MediaJobs:
         await self._storage.remove([event.object_key])
 
     async def delete_video(self, event: VideoDeleted) -> None:
-        keys = {*event.object_keys, playback_key(event.video_id), thumbnail_key(event.video_id)}
-        await self._storage.remove(sorted(keys))
+        """Remove what the event names: catalog knows every object a video has."""
+        await self._storage.remove(event.object_keys)
 
     async def trim(self, event: TrimRequested) -> TrimCompleted | TrimFailed:
         """Cut the requested span of the source into a clip.
@@ -136,7 +125,7 @@ class MediaJobs:
             source, clip = workdir / "source", workdir / "clip.mp4"
             failed = partial(
                 TrimFailed,
-                request_id=event.request_id,
+                trim_id=event.trim_id,
                 video_id=event.video_id,
                 attempt=event.attempt,
             )
@@ -157,14 +146,14 @@ class MediaJobs:
                     )
                 )
             except MediaRejected as exc:
-                log.info("trim rejected", request_id=event.request_id, reason=str(exc))
+                log.info("trim rejected", trim_id=event.trim_id, reason=str(exc))
                 return failed(failure_reason=str(exc))
-            await self._storage.upload(clip, clip_key(event.request_id), PLAYBACK_CONTENT_TYPE)
-            log.info("trim done", request_id=event.request_id, frames=result.frames)
+            await self._storage.upload(clip, clip_key(event.trim_id), PLAYBACK_CONTENT_TYPE)
+            log.info("trim done", trim_id=event.trim_id, frames=result.frames)
             return TrimCompleted(
-                request_id=event.request_id,
+                trim_id=event.trim_id,
                 video_id=event.video_id,
-                clip_key=clip_key(event.request_id),
+                clip_key=clip_key(event.trim_id),
                 duration_seconds=result.duration_seconds,
                 attempt=event.attempt,
             )

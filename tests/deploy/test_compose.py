@@ -453,7 +453,8 @@ def test_minio_notifies_the_exchange_catalog_declares(services: dict[str, Any]) 
 
     assert notify("ENABLE") == "on"
     assert notify("EXCHANGE") == exchange == "kino.storage"
-    # catalog declares it a durable fanout exchange (services/catalog/storage_notifications.py)
+    # catalog declares it a durable fanout exchange
+    # (services/catalog/hosting/storage_notifications.py)
     assert notify("EXCHANGE_TYPE") == "fanout"
     assert notify("DURABLE") == "on"
     assert notify("DELIVERY_MODE") == "2"

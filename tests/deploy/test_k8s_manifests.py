@@ -39,8 +39,8 @@ from pydantic_settings import BaseSettings
 from ops.init_stores import InitSettings
 from services.auth.settings import AuthSettings
 from services.auth.token_issuer import generate_private_key_pem
+from services.catalog.hosting.storage_notifications import storage_events_source
 from services.catalog.settings import CatalogSettings
-from services.catalog.storage_notifications import storage_events_source
 from services.gateway.settings import GatewaySettings
 from services.transcoder.consumers import trim_subscription, video_subscription
 from services.transcoder.settings import TranscoderSettings

@@ -15,7 +15,7 @@ import av
 import pytest
 
 from services.transcoder.media.cut import CutResult, cut
-from services.transcoder.media.playback import PlaybackProfile
+from services.transcoder.media.lanes import PlaybackProfile
 from services.transcoder.media.probe import MediaInfo, MediaLimits, MediaRejected, probe
 from tests.transcoder import media_factory as factory
 

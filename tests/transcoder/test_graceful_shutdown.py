@@ -111,9 +111,9 @@ async def _next_event(worker: Worker) -> dict[str, Any]:
 
 
 async def _request_trim(worker: Worker, source_key: str) -> str:
-    request_id = uuid.uuid4().hex[:24]
+    trim_id = uuid.uuid4().hex[:24]
     event = TrimRequested(
-        request_id=request_id,
+        trim_id=trim_id,
         video_id=uuid.uuid4().hex[:24],
         user_id="shutdown-test",
         source_key=source_key,
@@ -127,7 +127,7 @@ async def _request_trim(worker: Worker, source_key: str) -> str:
         ),
         routing_key=event.event_type,
     )
-    return request_id
+    return trim_id
 
 
 async def _exit_code(process: ManagedProcess) -> int:
@@ -158,20 +158,20 @@ def sigterm_during_a_job(
     @contextlib.asynccontextmanager
     async def run(grace: float) -> AsyncIterator[tuple[Worker, str]]:
         async with _worker(service_env, stores, amqp_cleanup, tmp_path, grace) as worker:
-            request_id = await _request_trim(worker, long_source)
+            trim_id = await _request_trim(worker, long_source)
             started = await _next_event(worker)
-            assert (started["type"], started["data"]["id"]) == ("job.progressed", request_id)
+            assert (started["type"], started["data"]["id"]) == ("job.progressed", trim_id)
             worker.process.signal_group(signal.SIGTERM)
-            yield worker, request_id
+            yield worker, trim_id
 
     return run
 
 
 async def test_sigterm_lets_the_current_job_finish(sigterm_during_a_job: Any) -> None:
-    async with sigterm_during_a_job(120) as (worker, request_id):
+    async with sigterm_during_a_job(120) as (worker, trim_id):
         finished = await _next_event(worker)
         assert finished["type"] == "trim.completed"
-        assert finished["data"]["request_id"] == request_id
+        assert finished["data"]["trim_id"] == trim_id
         assert await _exit_code(worker.process) == 0
         assert await _ready_messages(worker) == 0  # acked, not handed back
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import av
 import pytest
 
+from services.transcoder.media.lanes import PlaybackProfile
 from services.transcoder.media.playback import (
-    PlaybackProfile,
     make_playback,
     needs_transcode,
     remux,

@@ -19,8 +19,9 @@ Decisions:
 - Audio decoders need a little input before the first sample they must get right, so
   when there is audio the keyframe sought is the one at or before `start - 0.1 s`: a
   start just after a keyframe decodes one group of pictures more.
-- Everything is re-encoded (no packet copying around the cut points yet), with the
-  playback transcode's lanes: upright, within the profile's height, libx264 + AAC.
+- Everything is re-encoded (no packet copying around the cut points yet) by the cut
+  lanes (`lanes.py`), which encode as the playback transcode does: upright, within the
+  profile's height, libx264 + AAC.
   Audio running on past the last picture is cut at the span's end, not at the video's.
 """
 
@@ -32,22 +33,22 @@ from pathlib import Path
 
 import av
 from av.container import InputContainer
-from av.stream import Stream
 from av.video.stream import VideoStream
 
 from services.transcoder.media.errors import (
+    BEYOND_END,
     NO_VIDEO,
     VIDEO_CORRUPT,
     MediaRejected,
     is_environment_error,
     rejected_as,
 )
-from services.transcoder.media.playback import (
-    AudioLane,
+from services.transcoder.media.lanes import (
+    CutAudioLane,
+    CutVideoLane,
     PlaybackProfile,
     Span,
-    VideoLane,
-    demuxed,
+    encode_lanes,
     playback_container,
     removed_on_failure,
 )
@@ -57,8 +58,6 @@ from services.transcoder.media.probe import (
     open_source,
     video_stream_of,
 )
-
-BEYOND_END = "start is beyond the end of the video"
 
 #: Seeks tried, each further back (by up to 2**(steps - 2) s), to land on a keyframe
 #: shown at or before the start.
@@ -116,27 +115,11 @@ def cut(
             with rejected_as(VIDEO_CORRUPT):  # it worked a moment ago, on the same file
                 source.seek(seek_target, stream=video, backward=True)
         with playback_container(dst) as output:
-            video_lane = VideoLane(video, output, info, profile, span)
-            audio_lane = AudioLane(audio, output, profile, span) if audio else None
-            inputs: list[Stream] = [video] if audio is None else [video, audio]
-            # MPEG-TS may land before the keyframe: what comes first cannot be decoded.
-            at_keyframe = seek_target is None
-            for packet in demuxed(source, inputs):
-                if packet.size == 0:  # end-of-stream marker; the lanes flush in `finish`
-                    continue
-                if packet.stream_index == video.index:
-                    at_keyframe = at_keyframe or packet.is_keyframe
-                    if at_keyframe and not video_lane.done:
-                        video_lane.feed(packet)
-                elif audio_lane is not None and not audio_lane.done:
-                    audio_lane.feed(packet)
-                if video_lane.done and (audio_lane is None or audio_lane.done):
-                    break
-            video_lane.finish()
-            if video_lane.frames == 0:
-                raise MediaRejected(BEYOND_END)
-            if audio_lane is not None:
-                audio_lane.finish()
+            video_lane = CutVideoLane(
+                video, span, output, info, profile, from_keyframe=seek_target is not None
+            )
+            audio_lane = CutAudioLane(audio, span, output, profile) if audio else None
+            encode_lanes(source, video_lane, audio_lane)
     return CutResult(
         duration_seconds=video_lane.duration_seconds,
         frames=video_lane.frames,

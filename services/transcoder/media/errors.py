@@ -34,6 +34,7 @@ VIDEO_CORRUPT = "video data is corrupt"
 AUDIO_CORRUPT = "audio data is corrupt"
 TRUNCATED = "video data is truncated"
 ENCODING_FAILED = "the video could not be converted for playback"
+BEYOND_END = "start is beyond the end of the video"
 
 #: errno values that describe the machine, not the media.
 _ENVIRONMENT_ERRNOS = frozenset(

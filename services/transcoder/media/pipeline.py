@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.transcoder.media.cut import CutResult, cut
-from services.transcoder.media.playback import PlaybackProfile, make_playback
+from services.transcoder.media.lanes import PlaybackProfile
+from services.transcoder.media.playback import make_playback
 from services.transcoder.media.probe import MediaInfo, MediaLimits, probe
 from services.transcoder.media.thumbnail import make_thumbnail
 

@@ -14,8 +14,9 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from services.catalog.hosting_service import INCOMING_PREFIX, HostingService
-from services.catalog.repository import VideoRepository
+from services.catalog.hosting.repository import VideoRepository
+from services.catalog.hosting.service import HostingService
+from shared.object_keys import INCOMING_PREFIX
 from shared.storage import Storage
 
 log = structlog.get_logger(__name__)

@@ -6,7 +6,8 @@ import json
 
 from aiohttp import web
 
-from services.catalog.hosting_schemas import (
+from services.catalog.hosting.repository import Video, VideoStatus
+from services.catalog.hosting.schemas import (
     ExploreQuery,
     FileUploadSignedInstructions,
     PageQuery,
@@ -20,9 +21,8 @@ from services.catalog.hosting_schemas import (
     WatchQuery,
     WatchVideoRecord,
 )
-from services.catalog.hosting_service import HostingService, VideoPage, VideoUpdate
-from services.catalog.keys import HOSTING
-from services.catalog.repository import Video, VideoStatus
+from services.catalog.hosting.service import HostingService, VideoPage, VideoUpdate
+from services.catalog.keys import HOSTING_SERVICE
 from shared.http import IDENTITY, REQUEST_ID, json_response, parse, require_user
 
 routes = web.RouteTableDef()
@@ -41,7 +41,7 @@ def _page(hosting: HostingService, page: VideoPage) -> web.Response:
 @routes.get("/video/upload/config")
 async def upload_config(request: web.Request) -> web.Response:
     require_user(request)
-    policy = request.app[HOSTING].policy
+    policy = request.app[HOSTING_SERVICE].policy
     return json_response(
         VideoUploadConfigRecord(
             max_size_in_bytes=policy.max_size_bytes,
@@ -54,7 +54,7 @@ async def upload_config(request: web.Request) -> web.Response:
 async def upload_instructions(request: web.Request) -> web.Response:
     user_id = require_user(request)
     query = parse(UploadQuery, dict(request.query), "query")
-    _, form = await request.app[HOSTING].request_upload(
+    _, form = await request.app[HOSTING_SERVICE].request_upload(
         user_id, query.file_content_type, query.file_name
     )
     return json_response(FileUploadSignedInstructions(url=form.url, signatures=form.fields))
@@ -62,7 +62,7 @@ async def upload_instructions(request: web.Request) -> web.Response:
 
 @routes.get("/video/my/")
 async def my_videos(request: web.Request) -> web.Response:
-    hosting = request.app[HOSTING]
+    hosting = request.app[HOSTING_SERVICE]
     videos = await hosting.my_videos(require_user(request))
     return json_response(
         UserVideosList(
@@ -82,7 +82,7 @@ async def update_video(request: web.Request) -> web.Response:
     except (json.JSONDecodeError, UnicodeDecodeError):
         payload = None
     body = parse(VideoUpdateBody, payload, "body")
-    await request.app[HOSTING].update(
+    await request.app[HOSTING_SERVICE].update(
         user_id,
         request.match_info["hash_id"],
         VideoUpdate(title=body.title, description=body.description, is_private=body.is_private),
@@ -92,7 +92,7 @@ async def update_video(request: web.Request) -> web.Response:
 
 @routes.delete("/video/my/{hash_id}")
 async def delete_video(request: web.Request) -> web.Response:
-    await request.app[HOSTING].delete(
+    await request.app[HOSTING_SERVICE].delete(
         require_user(request), request.match_info["hash_id"], correlation_id=request[REQUEST_ID]
     )
     return web.Response(status=204)
@@ -101,7 +101,7 @@ async def delete_video(request: web.Request) -> web.Response:
 @routes.get("/video/explore/")
 async def explore(request: web.Request) -> web.Response:
     query = parse(ExploreQuery, dict(request.query), "query")
-    hosting = request.app[HOSTING]
+    hosting = request.app[HOSTING_SERVICE]
     page = await hosting.explore(
         request[IDENTITY].user_id, include_my=query.include_my, cursor=query.next
     )
@@ -111,7 +111,7 @@ async def explore(request: web.Request) -> web.Response:
 @routes.get("/video/user/{user_id}")
 async def user_videos(request: web.Request) -> web.Response:
     query = parse(PageQuery, dict(request.query), "query")
-    hosting = request.app[HOSTING]
+    hosting = request.app[HOSTING_SERVICE]
     page = await hosting.user_videos(request.match_info["user_id"], query.next)
     return _page(hosting, page)
 
@@ -119,7 +119,7 @@ async def user_videos(request: web.Request) -> web.Response:
 @routes.get("/video/watch/")
 async def watch(request: web.Request) -> web.Response:
     query = parse(WatchQuery, dict(request.query), "query")
-    hosting = request.app[HOSTING]
+    hosting = request.app[HOSTING_SERVICE]
     video = await hosting.watch(request[IDENTITY].user_id, query.user_id, query.hash_id)
     watchable_url = hosting.url_for(video.playback_key)
     assert watchable_url is not None  # a processed video has a playback file

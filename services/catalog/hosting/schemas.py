@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_serializer
 
-from services.catalog.repository import Video
+from services.catalog.hosting.repository import Video
 
 
 def _iso_utc(moment: datetime | None) -> str | None:

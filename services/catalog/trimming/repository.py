@@ -1,7 +1,8 @@
 """MongoDB persistence of trimming: one document per uploaded source and its request.
 
 The seed's `videos` (the source and, once cut, its clip) and `requests` are one
-to one, so they share a document: `_id` is the request id, `video_id` the video id.
+to one, so they share a document: `_id` is the request id (`trim_id`), `video_id`
+the video id.
 State changes are single-document updates guarded by the state they leave and by
 the `attempt` they belong to, carrying their events in the outbox.
 """
@@ -15,13 +16,12 @@ from enum import StrEnum
 from typing import Any
 
 from bson import ObjectId
-from bson.errors import InvalidId
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.events import Envelope
-from shared.mongo import Document
-from shared.outbox import OUTBOX_FIELD, outbox_entry
+from shared.mongo import Document, document_id
+from shared.outbox import OUTBOX_FIELD, guarded_transition, outbox_entry
 
 
 class TrimStatus(StrEnum):
@@ -33,7 +33,7 @@ class TrimStatus(StrEnum):
 
 @dataclass(frozen=True)
 class TrimJob:
-    request_id: str
+    trim_id: str
     video_id: str
     user_id: str
     name: str
@@ -50,7 +50,7 @@ class TrimJob:
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> TrimJob:
         return cls(
-            request_id=str(doc["_id"]),
+            trim_id=str(doc["_id"]),
             video_id=doc["video_id"],
             user_id=doc["user_id"],
             name=doc["name"],
@@ -66,14 +66,6 @@ class TrimJob:
         )
 
 
-def request_object_id(request_id: str) -> ObjectId | None:
-    """The document id of a request id, or None for an id that cannot exist."""
-    try:
-        return ObjectId(request_id)
-    except (InvalidId, TypeError):
-        return None
-
-
 class TrimRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.collection = db["trims"]
@@ -84,18 +76,10 @@ class TrimRepository:
             [("user_id", ASCENDING), ("status", ASCENDING), ("created_at", DESCENDING)]
         )
 
-    @staticmethod
-    def new_id() -> str:
-        return str(ObjectId())
-
-    @staticmethod
-    def document_id(request_id: str) -> ObjectId:
-        return ObjectId(request_id)
-
     async def insert(self, job: TrimJob, events: list[Envelope]) -> None:
         await self.collection.insert_one(
             {
-                "_id": ObjectId(job.request_id),
+                "_id": ObjectId(job.trim_id),
                 "video_id": job.video_id,
                 "user_id": job.user_id,
                 "name": job.name,
@@ -109,11 +93,11 @@ class TrimRepository:
             }
         )
 
-    async def get(self, request_id: str) -> TrimJob | None:
-        document_id = request_object_id(request_id)
-        if document_id is None:
+    async def get(self, trim_id: str) -> TrimJob | None:
+        doc_id = document_id(trim_id)
+        if doc_id is None:
             return None
-        doc = await self.collection.find_one({"_id": document_id})
+        doc = await self.collection.find_one({"_id": doc_id})
         return TrimJob.from_document(doc) if doc else None
 
     async def of_user(self, user_id: str, status: TrimStatus | None = None) -> list[TrimJob]:
@@ -125,7 +109,7 @@ class TrimRepository:
 
     async def transition(
         self,
-        request_id: str,
+        trim_id: str,
         *,
         attempt: int,
         from_status: tuple[TrimStatus, ...],
@@ -136,22 +120,18 @@ class TrimRepository:
     ) -> TrimJob | None:
         """Move a request of `attempt` between states; None when it was not in
         `from_status` at that attempt (a duplicate or stale event: no-op)."""
-        document_id = request_object_id(request_id)
-        if document_id is None:
+        doc_id = document_id(trim_id)
+        if doc_id is None:
             return None
-        query: dict[str, Any] = {
-            "_id": document_id,
-            "attempt": attempt,
-            "status": {"$in": [s.value for s in from_status]},
-        }
+        query: dict[str, Any] = {"_id": doc_id, "attempt": attempt}
         if owner is not None:
             query["user_id"] = owner
-        update: dict[str, Any] = {
-            "$set": {"status": to_status.value, "updated_at": datetime.now(UTC), **(changes or {})}
-        }
-        if events:
-            update["$push"] = {OUTBOX_FIELD: {"$each": [outbox_entry(e) for e in events]}}
-        doc = await self.collection.find_one_and_update(
-            query, update, return_document=ReturnDocument.AFTER
+        doc = await guarded_transition(
+            self.collection,
+            query,
+            from_status=[s.value for s in from_status],
+            to_status=to_status.value,
+            changes={"updated_at": datetime.now(UTC), **(changes or {})},
+            events=events or (),
         )
         return TrimJob.from_document(doc) if doc else None

@@ -7,17 +7,18 @@ scheduled (restart), which starts a new attempt.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
-from services.catalog.errors import RequestNotFailed, TrimRequestNotFound
-from services.catalog.trim_repository import TrimJob, TrimRepository, TrimStatus
+from services.catalog.errors import RequestNotFailed, TrimRequestNotFound, UploadTooLarge
+from services.catalog.trimming.repository import TrimJob, TrimRepository, TrimStatus
 from shared.events import Envelope, JobProgressed, TrimCompleted, TrimFailed, TrimRequested
+from shared.mongo import document_id, new_id
+from shared.object_keys import source_key
 from shared.outbox import OutboxRelay
 from shared.storage import Storage
-
-SOURCES_PREFIX = "sources/"
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,23 @@ class TrimOrder:
     duration_seconds: float
 
 
+@dataclass(frozen=True)
+class ReceivedUpload:
+    """What reading an upload gave: its text fields, and the bytes stored from its file
+    (None when it had no file)."""
+
+    fields: dict[str, str]
+    file_size: int | None
+
+
+#: Stores a file's byte stream with its content type; returns the bytes stored.
+StoreFile = Callable[[AsyncIterator[bytes], str], Awaitable[int]]
+#: Reads an upload, streaming its file through the `StoreFile` it is given.
+ReceiveUpload = Callable[[StoreFile], Awaitable[ReceivedUpload]]
+#: Turns an upload's fields into an order; raises to refuse them.
+ReadOrder = Callable[[ReceivedUpload], TrimOrder]
+
+
 class TrimmingService:
     def __init__(
         self,
@@ -54,40 +72,39 @@ class TrimmingService:
         self._outbox = outbox
         self._url_ttl = url_ttl
         self._part_size = part_size
-        self.max_upload_bytes = max_upload_bytes
-
-    # -- sources ---------------------------------------------------------------
-
-    @staticmethod
-    def new_video_id() -> str:
-        return TrimRepository.new_id()
-
-    @staticmethod
-    def source_key(video_id: str) -> str:
-        return f"{SOURCES_PREFIX}{video_id}"
-
-    async def store_source(
-        self, video_id: str, chunks: AsyncIterator[bytes], content_type: str
-    ) -> int:
-        """Stream an uploaded source into storage; nothing is kept if the stream fails."""
-        return await self._storage.put_stream(
-            self.source_key(video_id), chunks, content_type=content_type, part_size=self._part_size
-        )
-
-    async def discard_source(self, video_id: str) -> None:
-        await self._storage.remove([self.source_key(video_id)])
+        self._max_upload_bytes = max_upload_bytes
 
     # -- requests --------------------------------------------------------------
 
-    async def schedule(
-        self, user_id: str, video_id: str, order: TrimOrder, *, correlation_id: str | None
+    async def accept_upload(
+        self,
+        user_id: str,
+        receive: ReceiveUpload,
+        read_order: ReadOrder,
+        *,
+        correlation_id: str | None,
     ) -> TrimJob:
+        """Store the uploaded source as it arrives, read the order, schedule the cut.
+
+        The form's parts may come in any order and the file is never held whole, so
+        the source is stored before the order is read; an order refused discards it,
+        and a stream cut short or over the limit stores nothing.
+        """
+        video_id = new_id()
+        key = source_key(video_id)
+        received = await receive(partial(self._store_source, key))
+        try:
+            order = read_order(received)
+        except Exception:
+            if received.file_size is not None:
+                await self._storage.remove([key])
+            raise
         job = TrimJob(
-            request_id=self._trims.new_id(),
+            trim_id=new_id(),
             video_id=video_id,
             user_id=user_id,
             name=order.name,
-            source_key=self.source_key(video_id),
+            source_key=key,
             start_seconds=order.start_seconds,
             duration_seconds=order.duration_seconds,
             status=TrimStatus.SCHEDULED,
@@ -95,7 +112,7 @@ class TrimmingService:
             created_at=datetime.now(UTC),
         )
         await self._trims.insert(job, [self._requested(job, job.attempt, correlation_id)])
-        await self._publish(job.request_id)
+        await self._publish(job.trim_id)
         return job
 
     async def requests(self, user_id: str) -> list[TrimJob]:
@@ -112,10 +129,8 @@ class TrimmingService:
             if job.clip_key is not None and job.clip_duration_seconds is not None
         ]
 
-    async def restart(
-        self, user_id: str, request_id: str, *, correlation_id: str | None
-    ) -> TrimJob:
-        job = await self._trims.get(request_id)
+    async def restart(self, user_id: str, trim_id: str, *, correlation_id: str | None) -> TrimJob:
+        job = await self._trims.get(trim_id)
         if job is None or job.user_id != user_id:
             raise TrimRequestNotFound
         if job.status is not TrimStatus.FAILED:
@@ -124,7 +139,7 @@ class TrimmingService:
             )
         attempt = job.attempt + 1
         restarted = await self._trims.transition(
-            request_id,
+            trim_id,
             attempt=job.attempt,
             from_status=(TrimStatus.FAILED,),
             to_status=TrimStatus.SCHEDULED,
@@ -134,7 +149,7 @@ class TrimmingService:
         )
         if restarted is None:  # restarted concurrently: it is no longer failed
             raise RequestNotFailed("Only a failed request can be restarted")
-        await self._publish(request_id)
+        await self._publish(trim_id)
         return restarted
 
     # -- results from the transcoder -------------------------------------------
@@ -149,7 +164,7 @@ class TrimmingService:
 
     async def completed(self, event: TrimCompleted) -> None:
         await self._trims.transition(
-            event.request_id,
+            event.trim_id,
             attempt=event.attempt,
             from_status=(TrimStatus.SCHEDULED, TrimStatus.PROCESSING),
             to_status=TrimStatus.DONE,
@@ -158,7 +173,7 @@ class TrimmingService:
 
     async def failed(self, event: TrimFailed) -> None:
         await self._trims.transition(
-            event.request_id,
+            event.trim_id,
             attempt=event.attempt,
             from_status=(TrimStatus.SCHEDULED, TrimStatus.PROCESSING),
             to_status=TrimStatus.FAILED,
@@ -171,7 +186,7 @@ class TrimmingService:
     def _requested(job: TrimJob, attempt: int, correlation_id: str | None) -> Envelope:
         return Envelope.wrap(
             TrimRequested(
-                request_id=job.request_id,
+                trim_id=job.trim_id,
                 video_id=job.video_id,
                 user_id=job.user_id,
                 source_key=job.source_key,
@@ -182,5 +197,23 @@ class TrimmingService:
             correlation_id=correlation_id,
         )
 
-    async def _publish(self, request_id: str) -> None:
-        await self._outbox.publish_soon(TrimRepository.document_id(request_id))
+    async def _store_source(self, key: str, chunks: AsyncIterator[bytes], content_type: str) -> int:
+        return await self._storage.put_stream(
+            key,
+            _at_most(self._max_upload_bytes, chunks),
+            content_type=content_type,
+            part_size=self._part_size,
+        )
+
+    async def _publish(self, trim_id: str) -> None:
+        await self._outbox.publish_soon(document_id(trim_id))
+
+
+async def _at_most(max_bytes: int, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The chunks, refused with `UploadTooLarge` once they pass `max_bytes`."""
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > max_bytes:
+            raise UploadTooLarge(max_bytes)
+        yield chunk

@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from services.catalog.cursor import CursorCodec, PagePosition
 from services.catalog.errors import (
     InvalidUploadRequest,
     StillProcessing,
@@ -25,20 +24,16 @@ from services.catalog.errors import (
     VideoIsPrivate,
     VideoNotFound,
 )
-from services.catalog.repository import (
-    HashIdTaken,
-    UserDirectory,
-    Video,
-    VideoRepository,
-    VideoStatus,
-)
+from services.catalog.hosting.cursor import CursorCodec, PagePosition
+from services.catalog.hosting.repository import HashIdTaken, Video, VideoRepository, VideoStatus
+from services.catalog.users import UserDirectory
 from shared.events import Envelope, VideoDeleted, VideoFailed, VideoProcessed, VideoUploaded
+from shared.object_keys import upload_key, uploaded_video_id
 from shared.outbox import OutboxRelay
 from shared.storage import Storage, UploadForm
 
 log = structlog.get_logger(__name__)
 
-INCOMING_PREFIX = "incoming/"
 MAX_FILE_NAME_BYTES = 255
 _FORBIDDEN_NAME_CHARACTERS = frozenset("/\\")
 
@@ -123,7 +118,7 @@ class HostingService:
                 file_name=name,
                 content_type=content_type,
                 status=VideoStatus.PENDING,
-                upload_key=f"{INCOMING_PREFIX}{hash_id}",
+                upload_key=upload_key(hash_id),
                 upload_time=now,
                 upload_expires_at=expires_at,
                 title=name,
@@ -151,8 +146,8 @@ class HostingService:
         Returns the video when this call made the transition, `None` if it was already
         made (or the key belongs to no pending upload).
         """
-        hash_id = key.removeprefix(INCOMING_PREFIX)
-        if not key.startswith(INCOMING_PREFIX) or not hash_id:
+        hash_id = uploaded_video_id(key)
+        if hash_id is None:
             return None
         video = await self._videos.get(hash_id)
         if video is None or video.status is not VideoStatus.PENDING:

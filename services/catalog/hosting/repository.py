@@ -1,45 +1,28 @@
-"""MongoDB persistence of the catalog: the users it knows of and the hosted videos.
+"""MongoDB persistence of the hosted videos.
 
 Every state change of a video is one single-document update guarded by the state
 it leaves (`{"status": "processing"}` in the filter), so a duplicated or
 redelivered event changes nothing twice; the events a change causes ride in the
-same update (`shared.outbox`).
+same update (`shared.outbox.guarded_transition`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from services.catalog.cursor import PagePosition
+from services.catalog.hosting.cursor import PagePosition
 from shared.events import Envelope
 from shared.mongo import Document
-from shared.outbox import OUTBOX_FIELD, outbox_entry
-
-
-class UserDirectory:
-    """The users catalog knows of, learned from `user.registered` (auth owns the accounts)."""
-
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self.collection = db["users"]
-
-    async def remember(self, user_id: str) -> None:
-        """Idempotent: a redelivered event leaves one record."""
-        await self.collection.update_one(
-            {"_id": user_id},
-            {"$setOnInsert": {"registered_at": datetime.now(UTC)}},
-            upsert=True,
-        )
-
-    async def exists(self, user_id: str) -> bool:
-        return await self.collection.count_documents({"_id": user_id}, limit=1) > 0
+from shared.object_keys import hosted_video_keys
+from shared.outbox import OUTBOX_FIELD, guarded_transition
 
 
 class VideoStatus(StrEnum):
@@ -73,7 +56,8 @@ class Video:
 
     @property
     def object_keys(self) -> list[str]:
-        return [k for k in (self.upload_key, self.playback_key, self.thumbnail_key) if k]
+        """Every object the video may have in storage (what deleting it removes)."""
+        return hosted_video_keys(self.hash_id)
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> Video:
@@ -170,14 +154,16 @@ class VideoRepository:
     ) -> Video | None:
         """Move a video between states; `None` if it was not in `from_status` (no-op)."""
         allowed = from_status if isinstance(from_status, tuple) else (from_status,)
-        query: dict[str, Any] = {"_id": hash_id, "status": {"$in": [s.value for s in allowed]}}
+        query: dict[str, Any] = {"_id": hash_id}
         if owner is not None:
             query["user_id"] = owner
-        update: dict[str, Any] = {"$set": {"status": to_status.value, **(changes or {})}}
-        if events:
-            update["$push"] = {OUTBOX_FIELD: {"$each": [outbox_entry(e) for e in events]}}
-        doc = await self.collection.find_one_and_update(
-            query, update, return_document=ReturnDocument.AFTER
+        doc = await guarded_transition(
+            self.collection,
+            query,
+            from_status=[s.value for s in allowed],
+            to_status=to_status.value,
+            changes=changes,
+            events=events or (),
         )
         return Video.from_document(doc) if doc else None
 

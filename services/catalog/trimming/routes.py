@@ -6,10 +6,9 @@ from functools import partial
 
 from aiohttp import web
 
-from services.catalog.keys import TRIMMING
-from services.catalog.trim_repository import TrimJob
-from services.catalog.trim_upload import receive_upload
-from services.catalog.trimming_schemas import (
+from services.catalog.keys import TRIMMING_SERVICE
+from services.catalog.trimming.repository import TrimJob
+from services.catalog.trimming.schemas import (
     ClipAttributes,
     ClipResource,
     RequestAttributes,
@@ -19,11 +18,11 @@ from services.catalog.trimming_schemas import (
     UploadedVideoResource,
     hh_mm_ss,
 )
-from services.catalog.trimming_service import TrimOrder
+from services.catalog.trimming.service import ReceivedUpload, TrimOrder
+from services.catalog.trimming.upload import receive_upload
 from shared.http import (
     JSONAPI_CONTENT_TYPE,
     REQUEST_ID,
-    InvalidRequest,
     JsonApiDocument,
     json_response,
     parse,
@@ -37,42 +36,36 @@ POINTER_BASE = "/data/attributes"
 
 def _request(job: TrimJob) -> RequestResource:
     return RequestResource(
-        id=job.request_id,
+        id=job.trim_id,
         attributes=RequestAttributes(status=job.status.value, failure_reason=job.failure_reason),
     )
 
 
+def _trim_order(received: ReceivedUpload) -> TrimOrder:
+    fields = {**received.fields, "source_file": bool(received.file_size)}
+    form = parse(TrimForm, fields, POINTER_BASE)
+    return TrimOrder(form.name, form.trimming_start_time, form.duration)
+
+
 @routes.post("/api/v1/users/videos")
 async def upload_video(request: web.Request) -> web.Response:
-    user_id = require_user(request)
-    trimming = request.app[TRIMMING]
-    video_id = trimming.new_video_id()
-    received = await receive_upload(
-        request, partial(trimming.store_source, video_id), trimming.max_upload_bytes
-    )
-    try:
-        form = parse(
-            TrimForm, {**received.fields, "source_file": bool(received.file_size)}, POINTER_BASE
-        )
-    except InvalidRequest:
-        if received.file_size is not None:
-            await trimming.discard_source(video_id)
-        raise
-    await trimming.schedule(
-        user_id,
-        video_id,
-        TrimOrder(form.name, form.trimming_start_time, form.duration),
+    job = await request.app[TRIMMING_SERVICE].accept_upload(
+        require_user(request),
+        partial(receive_upload, request),
+        _trim_order,
         correlation_id=request[REQUEST_ID],
     )
     document = JsonApiDocument[UploadedVideoResource](
-        data=UploadedVideoResource(id=video_id, attributes=UploadedVideoAttributes(name=form.name))
+        data=UploadedVideoResource(
+            id=job.video_id, attributes=UploadedVideoAttributes(name=job.name)
+        )
     )
     return json_response(document, status=201, content_type=JSONAPI_CONTENT_TYPE)
 
 
 @routes.get("/api/v1/users/videos")
 async def clips(request: web.Request) -> web.Response:
-    found = await request.app[TRIMMING].clips(require_user(request))
+    found = await request.app[TRIMMING_SERVICE].clips(require_user(request))
     document = JsonApiDocument[list[ClipResource]](
         data=[
             ClipResource(
@@ -87,7 +80,7 @@ async def clips(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/users/requests")
 async def requests(request: web.Request) -> web.Response:
-    jobs = await request.app[TRIMMING].requests(require_user(request))
+    jobs = await request.app[TRIMMING_SERVICE].requests(require_user(request))
     return json_response(
         JsonApiDocument[list[RequestResource]](data=[_request(job) for job in jobs]),
         content_type=JSONAPI_CONTENT_TYPE,
@@ -96,7 +89,7 @@ async def requests(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/users/requests/{id}/restart")
 async def restart(request: web.Request) -> web.Response:
-    job = await request.app[TRIMMING].restart(
+    job = await request.app[TRIMMING_SERVICE].restart(
         require_user(request), request.match_info["id"], correlation_id=request[REQUEST_ID]
     )
     return json_response(

@@ -1,0 +1,534 @@
+"""The encoding lanes the playback transcode and the cut both run: what the source's video
+and audio become in the web-playable MP4 (H.264/AAC, `moov` first), and how.
+
+- `PlaybackProfile`: the output's size limit and encoder settings.
+- The lanes, one per stream, each decode → shape → encode → mux: `VideoLane` (upright,
+  within the profile's height, libx264) and `AudioLane` (resampled for and encoded with
+  AAC). `WholeVideoLane` and `WholeAudioLane` write the whole stream with its own timing
+  (the playback transcode); `CutVideoLane` and `CutAudioLane` write a `Span` of it,
+  frame- and sample-accurately (the cut).
+- `encode_lanes`: the one loop that demuxes the source into its lanes and finishes them.
+- The output helpers: `playback_container`, `removed_on_failure`, `demuxed` and
+  `check_complete`, which tells a truncated MP4 by its index.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+from av.audio.frame import AudioFrame
+from av.audio.resampler import AudioResampler
+from av.audio.stream import AudioStream
+from av.container import InputContainer, OutputContainer
+from av.filter import Graph
+from av.filter.context import FilterContext
+from av.packet import Packet
+from av.stream import Stream
+from av.video.frame import PictureType, VideoFrame
+from av.video.stream import VideoStream
+
+from services.transcoder.media.errors import (
+    AUDIO_CORRUPT,
+    BEYOND_END,
+    ENCODING_FAILED,
+    TRUNCATED,
+    VIDEO_CORRUPT,
+    MediaRejected,
+    TolerantDecoder,
+    rejected_as,
+)
+from services.transcoder.media.geometry import (
+    FrameShaper,
+    fit_within,
+    pull_ready,
+    upright_size,
+)
+from services.transcoder.media.probe import MediaInfo
+
+_FASTSTART = {"movflags": "+faststart"}
+#: The sample rates AAC signals directly; anything else is resampled to 48 kHz.
+_AAC_SAMPLE_RATES = frozenset(
+    {96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000}
+)
+_AAC_FRAME_SAMPLES = 1024
+#: The frame rate of a video stream that declares none: the encoder's rate, and how long
+#: a frame shows when its timestamp or duration is missing.
+_FALLBACK_FRAME_RATE = Fraction(25)
+
+
+@dataclass(frozen=True)
+class PlaybackProfile:
+    max_height: int = 1080
+    crf: int = 23
+    preset: str = "veryfast"
+    audio_bitrate: int = 128_000
+    #: Encoder and decoder threads; 0 lets FFmpeg pick one per core.
+    threads: int = 0
+
+
+@dataclass(frozen=True)
+class Span:
+    """What a cut writes: `[start, end)` in seconds of the source's timeline (where its
+    timestamps say).
+
+    The frame shown at `start` opens the output at zero, every later frame keeps its
+    distance from `start`, frames shown from `end` on are left out and the last one is cut
+    short to end at `end`; audio is trimmed to the sample.
+    """
+
+    start: float
+    end: float
+
+
+def encode_lanes(
+    source: InputContainer, video_lane: VideoLane, audio_lane: AudioLane | None
+) -> None:
+    """Demux the lanes' streams from `source` into them, then finish the video lane and
+    then the audio lane.
+
+    A lane that is `done` gets no more packets; reading stops once every lane is done.
+    """
+    lanes: dict[int, VideoLane | AudioLane] = {video_lane.stream.index: video_lane}
+    if audio_lane is not None:
+        lanes[audio_lane.stream.index] = audio_lane
+    for packet in demuxed(source, [lane.stream for lane in lanes.values()]):
+        if packet.size == 0:  # end-of-stream marker; the lanes flush in `finish`
+            continue
+        lane = lanes[packet.stream_index]
+        if not lane.done:
+            lane.feed(packet)
+        if all(lane.done for lane in lanes.values()):
+            break
+    video_lane.finish()
+    if audio_lane is not None:
+        audio_lane.finish()
+
+
+class VideoLane(ABC):
+    """Decode → upright/scale → libx264 for the video stream; the subclasses decide which
+    frames are written, with what timestamps."""
+
+    def __init__(
+        self,
+        stream: VideoStream,
+        start: float,
+        output: OutputContainer,
+        info: MediaInfo,
+        profile: PlaybackProfile,
+    ) -> None:
+        """`start` (seconds of the source's timeline) becomes the output's zero."""
+        self.stream = stream
+        self._output = output
+        decoder = stream.codec_context
+        decoder.thread_type = "AUTO"
+        decoder.thread_count = profile.threads
+        self._decode = TolerantDecoder(stream.decode, VIDEO_CORRUPT)
+        rate = stream.average_rate or stream.guessed_rate or _FALLBACK_FRAME_RATE
+        self._time_base = stream.time_base or 1 / rate
+        self._frame_ticks = max(1, round(1 / (rate * self._time_base)))
+        self._offset = round(start / self._time_base)
+        width, height = fit_within(
+            *upright_size(info.width, info.height, info.rotation, stream.sample_aspect_ratio),
+            max_height=profile.max_height,
+        )
+        with rejected_as(ENCODING_FAILED):
+            self._encoder = output.add_stream(
+                "libx264",
+                rate=rate,
+                options={"crf": str(profile.crf), "preset": profile.preset},
+            )
+            self._encoder.width = width
+            self._encoder.height = height
+            self._encoder.pix_fmt = "yuv420p"
+            self._encoder.codec_context.time_base = self._time_base
+            # PyAV defaults to slice threads; frame threads are what `ffmpeg` uses and
+            # are much faster with libx264.
+            self._encoder.codec_context.thread_type = "FRAME"
+            self._encoder.codec_context.thread_count = profile.threads
+        self._shaper = FrameShaper(
+            rotation=info.rotation,
+            width=width,
+            height=height,
+            pixel_format="yuv420p",
+            time_base=self._time_base,
+        )
+        #: The output timestamp of the last frame written.
+        self._last_pts: int | None = None
+        #: Packets fed, frames decoded from them, frames encoded.
+        self._packets = 0
+        self.decoded_frames = 0
+        self.frames = 0
+
+    @property
+    def done(self) -> bool:
+        """All the frames are written: the packets still to come are not needed."""
+        return False
+
+    def feed(self, packet: Packet[Stream]) -> None:
+        self._packets += 1
+        self._take(self._decode(packet))
+
+    @abstractmethod
+    def finish(self) -> None:
+        """Write what is left after the last packet, then check what was read."""
+
+    @abstractmethod
+    def _take_frame(self, frame: VideoFrame) -> None:
+        """Write (or hold, or leave out) one decoded frame."""
+
+    def _take(self, frames: list[VideoFrame]) -> None:
+        with rejected_as(ENCODING_FAILED):
+            for frame in frames:
+                self.decoded_frames += 1
+                self._take_frame(frame)
+
+    def _flush_encoder(self) -> None:
+        """Write the frames still in the filter graph and the encoder."""
+        with rejected_as(ENCODING_FAILED):
+            self._encode(self._shaper.flush())
+            self._mux(self._encoder.encode(None))
+
+    def _check_decoded(self) -> None:
+        if self.decoded_frames == 0:
+            raise MediaRejected(VIDEO_CORRUPT)
+
+    def _encode(self, frames: list[VideoFrame]) -> None:
+        for frame in frames:
+            # Decoded frames remember their I/P/B type and libx264 would obey it;
+            # let the encoder choose, as `ffmpeg` does.
+            frame.pict_type = PictureType.NONE
+            self._mux(self._encoder.encode(frame))
+            self.frames += 1
+
+    def _mux(self, packets: list[Packet[Stream]]) -> None:
+        self._output.mux(packets)
+
+
+class WholeVideoLane(VideoLane):
+    """Every frame of the stream, with its own timing shifted to start at zero (the
+    playback transcode)."""
+
+    def finish(self) -> None:
+        self._take(self._decode(None))
+        self._flush_encoder()
+        check_complete(self.stream, self._packets)
+        self._check_decoded()
+
+    def _take_frame(self, frame: VideoFrame) -> None:
+        self._retime(frame)
+        self._encode(self._shaper.push(frame))
+
+    def _retime(self, frame: VideoFrame) -> None:
+        """Start at zero, fill in missing timestamps, keep them strictly increasing."""
+        if frame.pts is None:
+            pts = 0 if self._last_pts is None else self._last_pts + self._frame_ticks
+        else:
+            pts = frame.pts - self._offset
+        if self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + 1
+        frame.pts = pts
+        self._last_pts = pts
+
+
+class CutVideoLane(VideoLane):
+    """The frames shown in a `Span` of the stream, cut to it (the cut)."""
+
+    def __init__(
+        self,
+        stream: VideoStream,
+        span: Span,
+        output: OutputContainer,
+        info: MediaInfo,
+        profile: PlaybackProfile,
+        *,
+        from_keyframe: bool,
+    ) -> None:
+        """`from_keyframe`: the source was seeked, so the packets before the first
+        keyframe are skipped (MPEG-TS may land before it, and they cannot be decoded)."""
+        super().__init__(stream, span.start, output, info, profile)
+        self._end = round(span.end / self._time_base)
+        self._at_keyframe = not from_keyframe
+        #: Each frame is held until the next one tells how long it shows.
+        self._held: VideoFrame | None = None
+        #: Output pts → how long that frame shows, for the packets' durations: libx264
+        #: leaves them out and the last one sets where the MP4 track ends.
+        self._durations: dict[int, int] = {}
+        self._end_pts = 0
+        self._done = False
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    @property
+    def duration_seconds(self) -> float:
+        """The cut's length: where its last frame stops showing."""
+        return float(self._end_pts * self._time_base)
+
+    def feed(self, packet: Packet[Stream]) -> None:
+        self._at_keyframe = self._at_keyframe or packet.is_keyframe
+        if self._at_keyframe:
+            super().feed(packet)
+
+    def finish(self) -> None:
+        """Write the held frame, then refuse a span with no frame in the video."""
+        self._take(self._decode(None))
+        with rejected_as(ENCODING_FAILED):
+            if self._held is not None:
+                held, self._held = self._held, None
+                # The last frame shows as long as its packet said, or one frame time.
+                shown = held.duration or self._frame_ticks
+                self._write_until(held, self._pts_of(held) + shown)
+        self._flush_encoder()
+        self._check_decoded()
+        if self.frames == 0:
+            raise MediaRejected(BEYOND_END)
+
+    def _take_frame(self, frame: VideoFrame) -> None:
+        if not self._done:
+            self._cut(frame)
+
+    def _cut(self, frame: VideoFrame) -> None:
+        """Write the frame held so far if it shows inside the span, and hold this one.
+
+        Frames come out of the decoder in display order: a frame at or before the
+        span's start replaces the held one, which it hides; the first frame at or after
+        its end closes the cut.
+        """
+        held, self._held = self._held, frame
+        if frame.pts is None:
+            frame.pts = self._offset if held is None else self._pts_of(held) + self._frame_ticks
+        if held is None:
+            return
+        if frame.pts > self._offset:
+            self._write_until(held, frame.pts)
+        if frame.pts >= self._end:
+            self._held = None
+            self._done = True
+
+    def _write_until(self, frame: VideoFrame, until: int) -> None:
+        """Encode a frame, shown until `until` (source ticks) or the span's end.
+
+        The first frame starts the output at zero, the others keep their distance from
+        the span's start: audio cut at the same start stays in sync.
+        """
+        until = min(until, self._end)
+        if self._last_pts is None and until <= self._offset:
+            return  # it stops showing before the span starts: the span is past the end
+        previous = self._last_pts
+        pts = 0 if previous is None else max(self._pts_of(frame) - self._offset, previous + 1)
+        duration = max(1, until - self._offset - pts)
+        frame.pts = pts
+        self._last_pts = pts
+        self._durations[pts] = duration
+        self._end_pts = pts + duration
+        self._encode(self._shaper.push(frame))
+
+    @staticmethod
+    def _pts_of(frame: VideoFrame) -> int:
+        assert frame.pts is not None
+        return frame.pts
+
+    def _mux(self, packets: list[Packet[Stream]]) -> None:
+        for packet in packets:
+            if packet.pts in self._durations:
+                packet.duration = self._durations.pop(packet.pts)
+        super()._mux(packets)
+
+
+class AudioLane(ABC):
+    """Decode → resample to what the AAC encoder takes → aac for the audio stream; the
+    subclasses decide which samples are written."""
+
+    def __init__(
+        self, stream: AudioStream, start: float, output: OutputContainer, profile: PlaybackProfile
+    ) -> None:
+        """`start` (seconds of the source's timeline) becomes the output's zero."""
+        self.stream = stream
+        self._output = output
+        self._decode = TolerantDecoder(stream.decode, AUDIO_CORRUPT)
+        self._start_seconds = start
+        source_rate = stream.codec_context.sample_rate
+        self._rate = source_rate if source_rate in _AAC_SAMPLE_RATES else 48_000
+        self._time_base = Fraction(1, self._rate)
+        layout = "mono" if stream.codec_context.channels == 1 else "stereo"
+        with rejected_as(ENCODING_FAILED):
+            self._encoder = output.add_stream("aac", rate=self._rate)
+            self._encoder.layout = layout
+            self._encoder.format = "fltp"
+            self._encoder.bit_rate = profile.audio_bitrate
+            self._encoder.codec_context.time_base = self._time_base
+        self._resampler = AudioResampler(
+            format="fltp", layout=layout, rate=self._rate, frame_size=_AAC_FRAME_SAMPLES
+        )
+        self._next_pts: int | None = None
+        #: Samples written, at the output's rate.
+        self.samples = 0
+
+    @property
+    def done(self) -> bool:
+        """All the samples are written: the packets still to come are not needed."""
+        return False
+
+    @abstractmethod
+    def feed(self, packet: Packet[Stream]) -> None:
+        """Decode a packet and write the samples of it that are kept."""
+
+    @abstractmethod
+    def finish(self) -> None:
+        """Write what is left after the last packet."""
+
+    def _flush_encoder(self) -> None:
+        """Write the samples still in the resampler and the encoder."""
+        self._resample_and_encode([None])
+        with rejected_as(ENCODING_FAILED):
+            self._output.mux(self._encoder.encode(None))
+
+    def _resample_and_encode(self, frames: Sequence[AudioFrame | None]) -> None:
+        with rejected_as(ENCODING_FAILED):
+            for frame in frames:
+                if self._next_pts is None and frame is not None:
+                    start = 0.0 if frame.time is None else frame.time - self._start_seconds
+                    self._next_pts = max(0, round(start * self._rate))
+                for resampled in self._resampler.resample(frame):
+                    # Re-framed to 1024 samples, back to back: consecutive timestamps.
+                    pts = self._next_pts or 0
+                    resampled.pts = pts
+                    resampled.time_base = self._time_base
+                    self._next_pts = pts + resampled.samples
+                    self.samples += resampled.samples
+                    self._output.mux(self._encoder.encode(resampled))
+
+
+class WholeAudioLane(AudioLane):
+    """Every sample of the stream (the playback transcode)."""
+
+    def feed(self, packet: Packet[Stream]) -> None:
+        self._resample_and_encode(self._decode(packet))
+
+    def finish(self) -> None:
+        self._resample_and_encode(self._decode(None))
+        self._flush_encoder()
+
+
+class CutAudioLane(AudioLane):
+    """The samples of a `Span` of the stream, trimmed to the sample (the cut)."""
+
+    def __init__(
+        self, stream: AudioStream, span: Span, output: OutputContainer, profile: PlaybackProfile
+    ) -> None:
+        super().__init__(stream, span.start, output, profile)
+        self._trim = _AudioTrim(span.start, span.end)
+
+    @property
+    def done(self) -> bool:
+        return self._trim.done
+
+    def feed(self, packet: Packet[Stream]) -> None:
+        self._resample_and_encode(self._trimmed(self._decode(packet)))
+
+    def finish(self) -> None:
+        frames = self._trimmed(self._decode(None))
+        with rejected_as(ENCODING_FAILED):
+            frames += self._trim.flush()
+        self._resample_and_encode(frames)
+        self._flush_encoder()
+
+    def _trimmed(self, frames: list[AudioFrame]) -> list[AudioFrame]:
+        with rejected_as(ENCODING_FAILED):
+            return self._trim.push(frames)
+
+
+class _AudioTrim:
+    """FFmpeg's `atrim`: keeps the samples between two times of the source's timeline,
+    cutting the frames across them to the sample. Built for the first frame's format."""
+
+    def __init__(self, start: float, end: float) -> None:
+        self._start = start
+        self._end = end
+        self._graph: Graph | None = None
+        #: The graph's source and sink.
+        self._ends: tuple[FilterContext, FilterContext] | None = None
+        #: A frame from the end on came: nothing more to keep.
+        self.done = False
+
+    def push(self, frames: list[AudioFrame]) -> list[AudioFrame]:
+        kept: list[AudioFrame] = []
+        for frame in frames:
+            if self.done:
+                break
+            self.done = frame.time is not None and frame.time >= self._end
+            if self._ends is None:
+                self._ends = self._build(frame)
+            source, sink = self._ends
+            source.push(frame)
+            kept += pull_ready(sink, AudioFrame)
+        return kept
+
+    def flush(self) -> list[AudioFrame]:
+        if self._ends is None:
+            return []
+        source, sink = self._ends
+        source.push(None)
+        return pull_ready(sink, AudioFrame)
+
+    def _build(self, frame: AudioFrame) -> tuple[FilterContext, FilterContext]:
+        rate = frame.sample_rate
+        graph = Graph()
+        source = graph.add_abuffer(
+            sample_rate=rate,
+            format=frame.format.name,
+            layout=frame.layout.name,
+            time_base=frame.time_base or Fraction(1, rate),
+        )
+        # `start_pts`/`end_pts` of atrim count samples of the timeline.
+        trim = graph.add(
+            "atrim", f"start_pts={round(self._start * rate)}:end_pts={round(self._end * rate)}"
+        )
+        sink = graph.add("abuffersink")
+        graph.link_nodes(source, trim, sink)
+        graph.configure()
+        self._graph = graph  # the contexts live only as long as their graph
+        return source, sink
+
+
+@contextmanager
+def playback_container(dst: Path) -> Iterator[OutputContainer]:
+    """An MP4 output that moves `moov` to the front when it is closed."""
+    with rejected_as(ENCODING_FAILED):
+        output = av.open(str(dst), "w", format="mp4", options=_FASTSTART)
+    try:
+        yield output
+    except BaseException:
+        with contextlib.suppress(av.FFmpegError):
+            output.close()
+        raise
+    with rejected_as(ENCODING_FAILED):
+        output.close()
+
+
+@contextmanager
+def removed_on_failure(dst: Path) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        dst.unlink(missing_ok=True)
+        raise
+
+
+def demuxed(source: InputContainer, streams: list[Stream]) -> Iterator[Packet[Stream]]:
+    with rejected_as(VIDEO_CORRUPT):
+        yield from source.demux(streams)
+
+
+def check_complete(video: VideoStream, packets_read: int) -> None:
+    """MP4/MOV index every packet: reading fewer than listed means the file was cut."""
+    if video.frames > 0 and packets_read < video.frames:
+        raise MediaRejected(TRUNCATED)
