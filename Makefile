@@ -24,7 +24,7 @@ run: setup
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy shared services ops
+	$(PY) -m mypy shared services ops devstack
 
 test: setup lint
 	$(PY) -m pytest

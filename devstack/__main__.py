@@ -1,7 +1,8 @@
 """`python -m devstack` (what `make run` calls): Kino on this machine, until Ctrl-C.
 
 Starts the stores the environment does not provide, then the four services, prints
-the gateway's URL and waits. Ctrl-C or SIGTERM stops the services, then the stores
+the gateway's URL and waits, restarting a service that dies (see
+`devstack.supervisor`). Ctrl-C or SIGTERM stops the services, then the stores
 started here, and nothing else. Data lives under `<repo>/.run/` (or
 `KINO_DEV_RUN_DIR`) and survives restarts. Problems are reported in one line, not
 as a traceback.
@@ -18,15 +19,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
-from devstack.errors import DevstackError, ServiceFailed
+from devstack.errors import DevstackError
 from devstack.ports import PortPlan, ServicePorts, check_ports_free
 from devstack.services import REPO_ROOT, RunningServices, start_services
 from devstack.stores import StoreEndpoints, StoreSettings, launch_stores, plan_stores
+from devstack.supervisor import Supervisor
 from services.auth.token_issuer import generate_private_key_pem
 
 logger = logging.getLogger("devstack")
 
-#: How often the running stack is checked for a service that died.
+#: How often the running services are checked for one that died.
 WATCH_INTERVAL = 0.5
 
 
@@ -112,11 +114,10 @@ def print_banner(stores: StoreEndpoints, running: RunningServices, run_dir: Path
 
 
 def watch(running: RunningServices) -> None:
-    """Wait for a signal; a service that exits on its own ends the run with its log."""
+    """Wait for a signal; a service that exits on its own meanwhile is restarted."""
+    supervisor = Supervisor(running)
     while True:
-        exited = running.first_exited()
-        if exited is not None:
-            raise ServiceFailed(f"service {exited.describe_exit()}")
+        supervisor.check()
         time.sleep(WATCH_INTERVAL)
 
 

@@ -51,10 +51,21 @@ class ManagedProcess:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
+    def exit_status(self) -> str:
+        """How it ended, in words: "exited with code 3", "was killed by SIGKILL"."""
+        code = self.popen.returncode
+        if code is None:
+            return "is still running"
+        if code < 0:
+            try:
+                return f"was killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"was killed by signal {-code}"
+        return f"exited with code {code}"
+
     def describe_exit(self) -> str:
         tail = self.log_tail()
-        code = self.popen.returncode
-        return f"{self.name} exited with code {code}; log {self.log_path}:\n{tail}"
+        return f"{self.name} {self.exit_status()}; log {self.log_path}:\n{tail}"
 
     def signal_group(self, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):  # group gone already
@@ -83,14 +94,16 @@ def spawn(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     echo: bool = False,
+    append: bool = False,
 ) -> ManagedProcess:
     """Start `argv` in a new session, its output going to `log_path` (and the terminal).
 
     With `echo`, every output line is also written to our stdout prefixed with `name`,
-    which is what `make run` shows; the log file gets the lines either way.
+    which is what `make run` shows; the log file gets the lines either way. The log is
+    started afresh, or with `append` continued (a restarted service keeps its history).
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    log = log_path.open("wb")
+    log = log_path.open("ab" if append else "wb")
     try:
         popen = subprocess.Popen(
             list(argv),

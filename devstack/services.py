@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from devstack.errors import ServiceFailed
@@ -54,11 +54,40 @@ def service_environ(
 
 
 @dataclass(frozen=True)
+class ServiceLaunch:
+    """How one service was started, so that it can be started again the same way."""
+
+    name: str
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    log_path: Path
+    url: str
+    echo: bool = False
+
+    def spawn(self, *, append: bool = False) -> ManagedProcess:
+        """Start the service; `append` continues its log instead of starting it afresh."""
+        return spawn(
+            self.name,
+            self.argv,
+            log_path=self.log_path,
+            env=self.env,
+            cwd=REPO_ROOT,
+            echo=self.echo,
+            append=append,
+        )
+
+
+@dataclass(frozen=True)
 class RunningServices:
-    """The started services: their base URLs and processes."""
+    """The started services: their base URLs, processes and how they were started.
+
+    `processes` is the live table: a supervisor that restarts a service replaces its
+    entry, and stopping the services stops whatever process each entry holds then.
+    """
 
     urls: dict[str, str]
     processes: dict[str, ManagedProcess]
+    launches: dict[str, ServiceLaunch] = field(default_factory=dict)
 
     @property
     def gateway_url(self) -> str:
@@ -66,10 +95,6 @@ class RunningServices:
 
     def log_path(self, name: str) -> Path:
         return self.processes[name].log_path
-
-    def first_exited(self) -> ManagedProcess | None:
-        """A service that has stopped on its own, if any (they should run until told)."""
-        return next((p for p in self.processes.values() if p.has_exited()), None)
 
 
 @contextmanager
@@ -97,24 +122,26 @@ def start_services(
     commands = commands or {}
     base = base_environ if base_environ is not None else os.environ
     started: dict[str, ManagedProcess] = {}
+    launches: dict[str, ServiceLaunch] = {}
     try:
         for name in SERVICE_NAMES:
-            url = _url(ports, name)
-            logger.info("starting the %s service on %s", name, url)
-            started[name] = spawn(
+            launches[name] = launch = ServiceLaunch(
                 name,
-                commands.get(name) or default_command(name),
-                log_path=run_dir / "logs" / f"{name}.log",
-                env=service_environ(name, ports, env, base),
-                cwd=REPO_ROOT,
-                echo=echo,
+                tuple(commands.get(name) or default_command(name)),
+                service_environ(name, ports, env, base),
+                run_dir / "logs" / f"{name}.log",
+                _url(ports, name),
+                echo,
             )
-            _wait_ready(started[name], url, ready_timeout)
-        yield RunningServices({name: _url(ports, name) for name in started}, dict(started))
+            logger.info("starting the %s service on %s", name, launch.url)
+            started[name] = launch.spawn()
+            _wait_ready(started[name], launch.url, ready_timeout)
+        # `started` itself, not a copy: a restarted service's process is the one to stop.
+        yield RunningServices({name: _url(ports, name) for name in started}, started, launches)
     finally:
         if started:
             logger.info("stopping the services")
-        stop_all(reversed(started.values()), grace=stop_grace)
+        stop_all(reversed(list(started.values())), grace=stop_grace)
 
 
 def _wait_ready(process: ManagedProcess, url: str, timeout: float) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,6 +13,7 @@ from services.transcoder.media.lanes import PlaybackProfile
 from services.transcoder.media.probe import MediaLimits
 from services.transcoder.service import MediaJobs, MediaSettings
 from services.transcoder.settings import TranscoderSettings
+from services.transcoder.work_dirs import remove_orphaned_job_dirs
 from shared.app_factory import new_service_app
 from shared.keys import BROKER, STORAGE
 from shared.lifecycle import broker_context, storage_context
@@ -42,6 +44,8 @@ def create_app(settings: TranscoderSettings) -> web.Application:
     app.cleanup_ctx.append(broker_context(settings, SERVICE))
 
     async def worker(app: web.Application) -> AsyncIterator[None]:
+        # What a killed worker left in the work directory goes before new jobs arrive.
+        await asyncio.to_thread(remove_orphaned_job_dirs, settings.work_dir)
         # One media job at a time per process (prefetch 1, one thread).
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="media")
         jobs = MediaJobs(app[STORAGE], executor, media_settings(settings))

@@ -8,7 +8,6 @@ crash) overwrites the same objects: harmless.
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from services.transcoder.media.cut import CutResult
 from services.transcoder.media.lanes import PlaybackProfile
 from services.transcoder.media.pipeline import PreparedMedia, cut_clip, prepare_media
 from services.transcoder.media.probe import MediaLimits, MediaRejected
+from services.transcoder.work_dirs import job_directory
 from shared.events import (
     TrimCompleted,
     TrimFailed,
@@ -62,7 +62,7 @@ class MediaJobs:
         Media the pipeline refuses ends in `VideoFailed` with a readable reason;
         storage or broker trouble raises, so the message is retried.
         """
-        with tempfile.TemporaryDirectory(prefix="kino-", dir=self._settings.work_dir) as tmp:
+        with job_directory(self._settings.work_dir) as tmp:
             workdir = Path(tmp)
             source = workdir / "source"
             try:
@@ -120,7 +120,7 @@ class MediaJobs:
         The source stays in storage (a failed request may be restarted); the clip has a
         fixed key per request, so redoing the job overwrites it.
         """
-        with tempfile.TemporaryDirectory(prefix="kino-", dir=self._settings.work_dir) as tmp:
+        with job_directory(self._settings.work_dir) as tmp:
             workdir = Path(tmp)
             source, clip = workdir / "source", workdir / "clip.mp4"
             failed = partial(

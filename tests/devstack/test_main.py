@@ -139,6 +139,49 @@ def test_runs_until_a_signal_then_stops_everything(run_dir: Path, signum: signal
     assert (run_dir / "mongo").is_dir(), "data is kept in the run directory"
 
 
+def test_a_killed_service_is_restarted_and_stopped_at_the_end(run_dir: Path) -> None:
+    environ = devstack_environ(run_dir)
+    catalog_port = environ["KINO_DEV_PORT_CATALOG"]
+    devstack = subprocess.Popen(
+        [sys.executable, "-c", MAIN_WITH_STAND_INS],
+        cwd=REPO_ROOT,
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines, reader = read_lines(devstack)
+        wait_for_line(lines, "Kino is running:", timeout=60)
+        (catalog,) = [
+            child
+            for child in psutil.Process(devstack.pid).children(recursive=True)
+            if child.environ().get("KINO_HTTP_PORT") == catalog_port
+        ]
+
+        catalog.kill()
+        seen = wait_for_line(lines, "devstack: catalog was killed by SIGKILL", timeout=30)
+        seen += wait_for_line(lines, "devstack: catalog is ready again", timeout=30)
+        children = psutil.Process(devstack.pid).children(recursive=True)
+        alive = devstack.poll() is None
+        devstack.send_signal(signal.SIGINT)
+        devstack.wait(timeout=60)
+        reader.join(timeout=10)
+    finally:
+        if devstack.poll() is None:
+            devstack.kill()
+    errors = devstack.stderr.read() if devstack.stderr else ""
+
+    assert alive, errors
+    (restart_line,) = [line for line in seen if "was killed" in line]
+    assert "restarting it in 1 s" in restart_line
+    assert str(run_dir / "logs" / "catalog.log") in restart_line
+    assert catalog.pid not in [c.pid for c in children]
+    assert devstack.returncode == 0, errors
+    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    assert port_is_free(int(catalog_port))
+
+
 def iter_queue(lines: queue.Queue[str]) -> list[str]:
     rest: list[str] = []
     while not lines.empty():

@@ -58,6 +58,7 @@ from services.transcoder.media.probe import (
     open_source,
     video_stream_of,
 )
+from services.transcoder.media.progress import Meter, Progress
 
 #: Seeks tried, each further back (by up to 2**(steps - 2) s), to land on a keyframe
 #: shown at or before the start.
@@ -90,11 +91,13 @@ def cut(
     duration_seconds: float,
     info: MediaInfo,
     profile: PlaybackProfile,
+    progress: Progress | None = None,
 ) -> CutResult:
     """Write `[start, start + duration)` of the video at `src` (probed as `info`) to `dst`.
 
     Raises `MediaRejected` with the human-readable reason when the span or the media
     cannot be cut; `dst` is removed then. Times are seconds from the video's beginning.
+    `progress`: the video packets decoded, by their time across the span.
     """
     if not (math.isfinite(start_seconds) and start_seconds >= 0):
         raise ValueError(f"start must be a time in the video, not {start_seconds}")
@@ -111,6 +114,7 @@ def cut(
         audio = audio_stream_of(source) if info.audio_codec else None
         origin = (source.start_time or 0) / av.time_base
         span = Span(start=origin + start_seconds, end=origin + start_seconds + duration_seconds)
+        meter = Meter(progress, span.start, span.end)
         if seek_target is not None:
             with rejected_as(VIDEO_CORRUPT):  # it worked a moment ago, on the same file
                 source.seek(seek_target, stream=video, backward=True)
@@ -119,7 +123,8 @@ def cut(
                 video, span, output, info, profile, from_keyframe=seek_target is not None
             )
             audio_lane = CutAudioLane(audio, span, output, profile) if audio else None
-            encode_lanes(source, video_lane, audio_lane)
+            encode_lanes(source, video_lane, audio_lane, meter.at)
+    meter.done()
     return CutResult(
         duration_seconds=video_lane.duration_seconds,
         frames=video_lane.frames,

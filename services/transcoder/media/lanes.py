@@ -7,7 +7,8 @@ and audio become in the web-playable MP4 (H.264/AAC, `moov` first), and how.
   AAC). `WholeVideoLane` and `WholeAudioLane` write the whole stream with its own timing
   (the playback transcode); `CutVideoLane` and `CutAudioLane` write a `Span` of it,
   frame- and sample-accurately (the cut).
-- `encode_lanes`: the one loop that demuxes the source into its lanes and finishes them.
+- `encode_lanes`: the one loop that demuxes the source into its lanes and finishes them,
+  telling how far it got by the video packets' times (`packet_seconds`).
 - The output helpers: `playback_container`, `removed_on_failure`, `demuxed` and
   `check_complete`, which tells a truncated MP4 by its index.
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
@@ -88,12 +89,17 @@ class Span:
 
 
 def encode_lanes(
-    source: InputContainer, video_lane: VideoLane, audio_lane: AudioLane | None
+    source: InputContainer,
+    video_lane: VideoLane,
+    audio_lane: AudioLane | None,
+    on_video_time: Callable[[float], None] | None = None,
 ) -> None:
     """Demux the lanes' streams from `source` into them, then finish the video lane and
     then the audio lane.
 
     A lane that is `done` gets no more packets; reading stops once every lane is done.
+    `on_video_time` is told the time of each video packet fed (`packet_seconds`), after
+    it was fed: how far into the source the job got.
     """
     lanes: dict[int, VideoLane | AudioLane] = {video_lane.stream.index: video_lane}
     if audio_lane is not None:
@@ -103,7 +109,10 @@ def encode_lanes(
             continue
         lane = lanes[packet.stream_index]
         if not lane.done:
+            seconds = packet_seconds(packet) if lane is video_lane else None
             lane.feed(packet)
+            if seconds is not None and on_video_time is not None:
+                on_video_time(seconds)
         if all(lane.done for lane in lanes.values()):
             break
     video_lane.finish()
@@ -526,6 +535,13 @@ def removed_on_failure(dst: Path) -> Iterator[None]:
 def demuxed(source: InputContainer, streams: list[Stream]) -> Iterator[Packet[Stream]]:
     with rejected_as(VIDEO_CORRUPT):
         yield from source.demux(streams)
+
+
+def packet_seconds(packet: Packet[Stream]) -> float | None:
+    """When the packet is shown (or decoded, if that is all it says), in seconds of the
+    source's timeline; None if it has no timestamp."""
+    ticks = packet.dts if packet.pts is None else packet.pts
+    return None if ticks is None else float(ticks * packet.time_base)
 
 
 def check_complete(video: VideoStream, packets_read: int) -> None:

@@ -1,5 +1,5 @@
 """Whole media jobs (hosting an upload, cutting a clip), each one synchronous call for
-an executor."""
+an executor, with an optional `Progress` callback (`progress.py`) for the worker."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from services.transcoder.media.cut import CutResult, cut
 from services.transcoder.media.lanes import PlaybackProfile
 from services.transcoder.media.playback import make_playback
 from services.transcoder.media.probe import MediaInfo, MediaLimits, probe
+from services.transcoder.media.progress import Progress
 from services.transcoder.media.thumbnail import make_thumbnail
 
 
@@ -27,16 +28,19 @@ def prepare_media(
     limits: MediaLimits,
     profile: PlaybackProfile,
     thumbnail_max_width: int,
+    progress: Progress | None = None,
 ) -> PreparedMedia:
     """Probe (limits first, nothing decoded before), thumbnail, playback file.
 
     Raises `MediaRejected` with the human-readable reason for unusable media.
+    `progress` is the playback file's: probe and thumbnail read a frame or two, the
+    playback file is nearly all the work. It is the last step, so its 1.0 is the job's.
     """
     info = probe(source, limits)
     thumbnail = workdir / "thumbnail.jpg"
     make_thumbnail(source, thumbnail, info, max_width=thumbnail_max_width)
     playback = workdir / "playback.mp4"
-    remuxed = make_playback(source, playback, info, profile)
+    remuxed = make_playback(source, playback, info, profile, progress)
     return PreparedMedia(info=info, playback=playback, thumbnail=thumbnail, remuxed=remuxed)
 
 
@@ -47,7 +51,9 @@ def cut_clip(
     duration_seconds: float,
     limits: MediaLimits,
     profile: PlaybackProfile,
+    progress: Progress | None = None,
 ) -> CutResult:
-    """Probe (limits first), then cut `[start, start + duration)` frame-accurately."""
+    """Probe (limits first), then cut `[start, start + duration)` frame-accurately;
+    `progress` is the cut's."""
     info = probe(source, limits)
-    return cut(source, destination, start_seconds, duration_seconds, info, profile)
+    return cut(source, destination, start_seconds, duration_seconds, info, profile, progress)

@@ -53,6 +53,7 @@ __all__ = [
     "MediaRejected",
     "audio_stream_of",
     "clockwise_rotation",
+    "media_duration",
     "open_source",
     "probe",
     "video_stream_of",
@@ -146,7 +147,7 @@ def probe(path: Path, limits: MediaLimits) -> MediaInfo:
         video = video_stream_of(container)
         if video is None:
             raise MediaRejected(NO_VIDEO)
-        duration = _duration_seconds(container, video)
+        duration = media_duration(container, video)
         if duration is None:
             # No duration at all, not even FFmpeg's estimate: nothing FFmpeg can measure
             # is a video we could list, and its length limit cannot be enforced.
@@ -179,7 +180,8 @@ def probe(path: Path, limits: MediaLimits) -> MediaInfo:
         )
 
 
-def _duration_seconds(container: InputContainer, video: VideoStream) -> float | None:
+def media_duration(container: InputContainer, video: VideoStream) -> float | None:
+    """The container's duration in seconds, else the video stream's; None if neither."""
     if container.duration is not None and container.duration > 0:
         return container.duration / av.time_base
     if video.duration is not None and video.time_base is not None:
