@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
@@ -44,6 +45,26 @@ class Envelope(BaseModel):
             correlation_id=correlation_id,
             data=event.model_dump(mode="json"),
         )
+
+
+class FailureCode(StrEnum):
+    """Why a job failed, for machines; `failure_reason` says it for people. Stable:
+    clients may branch on these (the README lists them)."""
+
+    # the file
+    NOT_MEDIA = "not_media"
+    NO_VIDEO_STREAM = "no_video_stream"
+    UNSUPPORTED_CODEC = "unsupported_codec"
+    CORRUPT_MEDIA = "corrupt_media"
+    TOO_LONG = "too_long"
+    RESOLUTION_TOO_HIGH = "resolution_too_high"
+    START_BEYOND_END = "start_beyond_end"
+    SOURCE_MISSING = "source_missing"
+    # the platform
+    WORKER_CRASHED = "worker_crashed"
+    STALLED = "stalled"
+    STORAGE_ERROR = "storage_error"
+    INTERNAL_ERROR = "internal_error"
 
 
 class UserRegistered(Event):
@@ -81,6 +102,8 @@ class VideoFailed(Event):
 
     video_id: str
     failure_reason: str
+    #: A `FailureCode` (text, so that a newer producer's code does not break a consumer).
+    failure_code: str = FailureCode.INTERNAL_ERROR
 
 
 class VideoDeleted(Event):
@@ -132,6 +155,8 @@ class TrimFailed(Event):
     trim_id: str = _TRIM_ID
     video_id: str
     failure_reason: str
+    #: A `FailureCode`, as in `VideoFailed`.
+    failure_code: str = FailureCode.INTERNAL_ERROR
     attempt: int = Field(default=1, ge=1)
 
 
@@ -156,6 +181,8 @@ class JobProgressed(Event):
     stage: Literal["started", "working"]
     fraction: float = Field(ge=0, le=1)
     attempt: int = Field(default=1, ge=1)
+    #: Seconds still to go at the pace so far (none yet at `started`).
+    eta_seconds: float | None = Field(default=None, ge=0)
 
 
 EVENT_TYPES: dict[str, type[Event]] = {

@@ -44,10 +44,7 @@ def broker_context(settings: BrokerSettings, service: str) -> CleanupContext:
         async with connected_broker(settings, service, app[METRICS_REGISTRY]) as broker:
             app[BROKER] = broker
 
-            async def connected() -> bool:
-                return broker.is_connected
-
-            app[READINESS].add("broker", connected)
+            app[READINESS].add("broker", broker.is_consuming)
             yield
             await broker.stop_consuming()
 

@@ -6,13 +6,22 @@ Topology for a subscription named `users` of service `catalog` with prefix `kino
     kino.catalog.users.retry  (TTL = retry delay, dead-letters back to the main queue)
     kino.catalog.users.dlq    (where messages end when retrying cannot help)
 
+A job queue (`Subscription.job`, the transcoder's) is a quorum queue with a delivery
+limit instead: a message whose consumer died mid-job (no ack) is redelivered, counted
+by the broker, and after `JobQueue.delivery_limit` such deaths it is given up.
+
 A message is acknowledged only after its handler returned, i.e. after its effect is
 durable. A handler that raises is retried with a delay (the message is re-published
 to the retry queue with its attempt count, confirmed, then acked) until the attempt
 budget is spent; then it goes to the DLQ. A message that fails schema validation, or
-a handler raising `PermanentFailure`, goes straight to the DLQ. A consumer killed
-mid-handler leaves its message unacked, so the broker redelivers it: handlers must
-be idempotent.
+a handler raising `PermanentFailure`, goes straight to the DLQ. A job's message is
+reported to `JobQueue.give_up` before it goes to the DLQ, whatever the reason, so the
+job's owner learns it failed. A consumer killed mid-handler leaves its message
+unacked, so the broker redelivers it: handlers must be idempotent.
+
+After a lost connection or channel, the publisher's channel and every consumer are
+opened again by the broker itself (`Broker._restore`); `Broker.is_consuming` (the
+readiness check) tells whether every consumer is back.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import aio_pika
+import aiormq
 import structlog
 from aio_pika.abc import (
     AbstractChannel,
@@ -44,7 +54,12 @@ E = TypeVar("E", bound=Event)
 Handler = Callable[[E, Envelope], Awaitable[None]]
 
 ATTEMPT_HEADER = "x-kino-attempt"
+#: Set by quorum queues on a redelivered message: the deliveries that ended without an ack.
+DELIVERY_COUNT_HEADER = "x-delivery-count"
 SHUTDOWN_STEP_SECONDS = 5.0
+#: Delays between attempts to open the channels again after a reconnect.
+RESTORE_FIRST_DELAY_SECONDS = 0.5
+RESTORE_MAX_DELAY_SECONDS = 10.0
 ERROR_HEADER = "x-kino-error"
 JSON = "application/json"
 
@@ -71,6 +86,34 @@ class ForeignSource:
     translate: Callable[[bytes], Envelope]
 
 
+@dataclass(frozen=True)
+class GivenUp:
+    """Why a job's message is given up (then dead-lettered)."""
+
+    #: For logs and the DLQ's `x-kino-error` header.
+    reason: str
+    #: The handler's last error when the retry budget is spent.
+    error: Exception | None = None
+    #: The consumer died (no ack) on every delivery the limit allows.
+    worker_died: bool = False
+
+
+#: Reports a job given up: its envelope (None when the message is not even an envelope).
+GiveUp = Callable[[Envelope | None, GivenUp], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class JobQueue:
+    """Makes a subscription's queue a job queue: quorum, with a delivery limit."""
+
+    #: Deliveries a job may die on (consumer gone without an ack) before it is given up.
+    delivery_limit: int
+    give_up: GiveUp
+    #: The name of the classic queue this one replaces; what it (and its retry queue and
+    #: DLQ) still holds is moved over at start, then it is deleted.
+    legacy_name: str | None = None
+
+
 @dataclass
 class Subscription:
     """The events one queue of a service consumes, and the handler of each.
@@ -83,6 +126,7 @@ class Subscription:
     prefetch: int | None = None
     #: Consume another system's messages instead of our exchange's events.
     source: ForeignSource | None = None
+    job: JobQueue | None = None
     routes: dict[str, _Route] = field(default_factory=dict)
 
     def decode(self, body: bytes) -> Envelope:
@@ -100,6 +144,17 @@ class Subscription:
             return handler
 
         return register
+
+
+@dataclass
+class _Consumer:
+    """A subscription being consumed, and its current channel (replaced on restore)."""
+
+    subscription: Subscription
+    names: QueueNames
+    channel: AbstractChannel | None = None
+    queue: AbstractQueue | None = None
+    tag: str | None = None
 
 
 @dataclass(frozen=True)
@@ -131,24 +186,27 @@ class Broker:
         self._connection: AbstractRobustConnection | None = None
         self._publish_channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
-        self._consumers: list[tuple[AbstractChannel, AbstractQueue, str]] = []
+        self._consumers: list[_Consumer] = []
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self._restoring: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------
 
     async def connect(self) -> None:
+        """Connect; the connection reconnects by itself, and the channels (ours, not
+        the library's robust ones, whose restore proved unreliable after a broker
+        restart) are opened again by `_restore` after every reconnect."""
         self._connection = await aio_pika.connect_robust(
             self._settings.amqp_url, client_properties={"connection_name": self._service}
         )
-        self._publish_channel = await self._connection.channel(
-            publisher_confirms=True, on_return_raises=True
-        )
-        self._exchange = await self._publish_channel.declare_exchange(
-            self._settings.amqp_exchange, aio_pika.ExchangeType.TOPIC, durable=True
-        )
+        self._connection.reconnect_callbacks.add(self._on_reconnect)
+        await self._open_publisher()
 
     async def close(self) -> None:
         await self.stop_consuming()
+        if self._restoring is not None:
+            self._restoring.cancel()
         if self._connection is not None:
             await self._connection.close()
             self._connection = None
@@ -157,6 +215,72 @@ class Broker:
     def is_connected(self) -> bool:
         # A robust connection is not "closed" while it reconnects; `connected` tells.
         return self._connection is not None and self._connection.connected.is_set()
+
+    async def is_consuming(self) -> bool:
+        """Connected, publishing, and every consumer started is on the broker now."""
+        if not self.is_connected or _is_closed(self._publish_channel):
+            return False
+        for consumer in self._consumers:
+            if consumer.channel is None or consumer.channel.is_closed:
+                return False
+            try:
+                underlay = await consumer.channel.get_underlay_channel()
+            except aiormq.exceptions.ChannelInvalidStateError:
+                return False
+            if not isinstance(underlay, aiormq.Channel) or consumer.tag not in underlay.consumers:
+                return False
+        return True
+
+    async def _channel(self, *, confirms: bool) -> AbstractChannel:
+        """A plain channel: when it closes, `_restore` opens a new one."""
+        channel = aio_pika.Channel(
+            self._connection_or_raise(), publisher_confirms=confirms, on_return_raises=confirms
+        )
+        await channel
+        channel.close_callbacks.add(self._on_channel_closed)
+        return channel
+
+    async def _open_publisher(self) -> None:
+        channel = await self._channel(confirms=True)
+        self._exchange = await channel.declare_exchange(
+            self._settings.amqp_exchange, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        self._publish_channel = channel
+
+    def _on_reconnect(self, *_: object) -> None:
+        self._schedule_restore()
+
+    def _on_channel_closed(self, *_: object) -> None:
+        self._schedule_restore()
+
+    def _schedule_restore(self) -> None:
+        if self._stopping or (self._restoring is not None and not self._restoring.done()):
+            return
+        self._restoring = asyncio.create_task(self._restore(), name="broker-restore")
+
+    async def _restore(self) -> None:
+        """Open again whatever channel is closed (the publisher's, each consumer's), once
+        the connection is up; retried with a growing delay until all are back."""
+        delay = RESTORE_FIRST_DELAY_SECONDS
+        while not self._stopping and self._connection is not None:
+            if self._connection.is_closed:
+                return  # closed for good: nothing to restore
+            if not self.is_connected:
+                await asyncio.sleep(delay)  # the connection is reconnecting
+                continue
+            try:
+                if _is_closed(self._publish_channel):
+                    await self._open_publisher()
+                for consumer in self._consumers:
+                    if _is_closed(consumer.channel):
+                        await self._start(consumer)
+            except Exception as exc:
+                log.warning("restoring channels failed; will retry", error=repr(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RESTORE_MAX_DELAY_SECONDS)
+            else:
+                log.info("channels restored", consumers=len(self._consumers))
+                return
 
     # -- publishing ------------------------------------------------------------
 
@@ -182,44 +306,24 @@ class Broker:
     def queue_names(self, subscription: Subscription) -> QueueNames:
         return QueueNames.of(self._settings.amqp_queue_prefix, self._service, subscription.name)
 
-    async def declare(self, subscription: Subscription) -> QueueNames:
-        """Declare the subscription's queue, retry queue and DLQ (idempotent)."""
-        names = self.queue_names(subscription)
-        channel = self._publish_channel_or_raise()
-        await channel.declare_queue(names.dead_letter, durable=True)
-        await channel.declare_queue(
-            names.retry,
-            durable=True,
-            arguments={
-                "x-message-ttl": int(self._settings.amqp_retry_delay_seconds * 1000),
-                "x-dead-letter-exchange": "",
-                "x-dead-letter-routing-key": names.main,
-            },
-        )
-        queue = await channel.declare_queue(
-            names.main,
-            durable=True,
-            arguments={
-                "x-dead-letter-exchange": "",
-                "x-dead-letter-routing-key": names.dead_letter,
-            },
-        )
-        if subscription.source is not None:
-            foreign = await channel.declare_exchange(
-                subscription.source.exchange, subscription.source.exchange_type, durable=True
-            )
-            await queue.bind(foreign, routing_key=subscription.source.routing_key)
-            return names
-        for routing_key in subscription.routing_keys:
-            await queue.bind(self._exchange_or_raise(), routing_key=routing_key)
-        return names
-
     async def consume(self, subscription: Subscription) -> QueueNames:
-        names = await self.declare(subscription)
-        connection = self._connection_or_raise()
-        channel = await connection.channel()
+        """Declare the subscription's queues and consume its main queue; after a lost
+        connection or channel the consumer is started again (`_restore`)."""
+        consumer = _Consumer(subscription, self.queue_names(subscription))
+        await self._start(consumer)
+        self._consumers.append(consumer)
+        job = subscription.job
+        if job is not None and job.legacy_name is not None:
+            legacy = QueueNames.of(self._settings.amqp_queue_prefix, self._service, job.legacy_name)
+            await self._adopt_legacy_queues(subscription, legacy, consumer.names)
+        log.info("consuming", queue=consumer.names.main, events=sorted(subscription.routes))
+        return consumer.names
+
+    async def _start(self, consumer: _Consumer) -> None:
+        subscription, names = consumer.subscription, consumer.names
+        channel = await self._channel(confirms=False)
         await channel.set_qos(prefetch_count=subscription.prefetch or self._settings.amqp_prefetch)
-        queue = await channel.get_queue(names.main, ensure=False)
+        queue = await self._declare(channel, subscription, names)
 
         async def on_message(message: AbstractIncomingMessage) -> None:
             task = asyncio.current_task()
@@ -231,10 +335,9 @@ class Broker:
                 if task is not None:
                     self._in_flight.discard(task)
 
-        tag = await queue.consume(on_message)
-        self._consumers.append((channel, queue, tag))
-        log.info("consuming", queue=names.main, events=sorted(subscription.routes))
-        return names
+        consumer.tag = await queue.consume(on_message)
+        consumer.queue = queue
+        consumer.channel = channel
 
     async def stop_consuming(self, grace_seconds: float = 0.0) -> None:
         """Take no new messages; give in-flight handlers `grace_seconds` to finish.
@@ -242,14 +345,17 @@ class Broker:
         Handlers still running after that are cancelled; their messages stay
         unacked and the broker redelivers them to another consumer.
         """
-        for _, queue, tag in self._consumers:
-            await self._bounded(queue.cancel(tag))
+        self._stopping = True
+        for consumer in self._consumers:
+            if consumer.queue is not None and consumer.tag is not None:
+                await self._bounded(consumer.queue.cancel(consumer.tag))
         if self._in_flight and grace_seconds > 0:
             await asyncio.wait(set(self._in_flight), timeout=grace_seconds)
         for task in set(self._in_flight):
             task.cancel()
-        for channel, _, _ in self._consumers:
-            await self._bounded(channel.close())
+        for consumer in self._consumers:
+            if consumer.channel is not None:
+                await self._bounded(consumer.channel.close())
         self._consumers.clear()
 
     async def _bounded(self, operation: Awaitable[object]) -> None:
@@ -266,6 +372,18 @@ class Broker:
     async def _deliver(
         self, subscription: Subscription, names: QueueNames, message: AbstractIncomingMessage
     ) -> None:
+        try:
+            await self._handle(subscription, names, message)
+        except Exception:
+            # Retrying, dead-lettering or giving the job up failed (the broker or the
+            # give-up's publish): hand the message back; a job queue counts it.
+            log.exception("could not settle a message; handing it back", queue=names.main)
+            with contextlib.suppress(Exception):
+                await message.nack(requeue=True)
+
+    async def _handle(
+        self, subscription: Subscription, names: QueueNames, message: AbstractIncomingMessage
+    ) -> None:
         attempt = _attempt(message)
         try:
             envelope = subscription.decode(message.body)
@@ -273,27 +391,44 @@ class Broker:
             event = route.model.model_validate(envelope.data)
         except (ValidationError, KeyError, ValueError) as exc:
             log.warning("message failed schema validation", queue=names.main, error=str(exc))
-            await self._dead_letter(names, message, f"schema: {exc}")
+            given_up = GivenUp(f"schema: {exc}")
+            await self._dead_letter(subscription, names, message, _envelope_of(message), given_up)
             self._handled.labels(names.main, "invalid", "dead_lettered").inc()
             return
         with structlog.contextvars.bound_contextvars(
             request_id=envelope.correlation_id, event_type=envelope.type, event_id=str(envelope.id)
         ):
+            deaths = _deaths(message)
+            if subscription.job is not None and deaths >= subscription.job.delivery_limit:
+                log.error("job given up: its worker died on every delivery", deaths=deaths)
+                given_up = GivenUp(f"the worker died {deaths} times on this job", worker_died=True)
+                await self._dead_letter(subscription, names, message, envelope, given_up)
+                self._handled.labels(names.main, envelope.type, "dead_lettered").inc()
+                return
             try:
                 await route.handler(event, envelope)
             except PermanentFailure as exc:
                 log.warning("handler refused message", queue=names.main, error=str(exc))
-                await self._dead_letter(names, message, f"permanent: {exc}")
+                given_up = GivenUp(f"permanent: {exc}", error=exc)
+                await self._dead_letter(subscription, names, message, envelope, given_up)
                 outcome = "dead_lettered"
             except Exception as exc:
-                outcome = await self._retry_or_dead_letter(names, message, attempt, exc)
+                outcome = await self._retry_or_dead_letter(
+                    subscription, names, message, envelope, attempt, exc
+                )
             else:
                 await message.ack()
                 outcome = "acked"
             self._handled.labels(names.main, envelope.type, outcome).inc()
 
     async def _retry_or_dead_letter(
-        self, names: QueueNames, message: AbstractIncomingMessage, attempt: int, exc: Exception
+        self,
+        subscription: Subscription,
+        names: QueueNames,
+        message: AbstractIncomingMessage,
+        envelope: Envelope,
+        attempt: int,
+        exc: Exception,
     ) -> str:
         reason = f"{type(exc).__name__}: {exc}"
         if attempt >= self._settings.amqp_max_attempts:
@@ -304,7 +439,8 @@ class Broker:
                 error=reason,
                 exc_info=exc,
             )
-            await self._dead_letter(names, message, f"attempts spent: {reason}")
+            given_up = GivenUp(f"attempts spent: {reason}", error=exc)
+            await self._dead_letter(subscription, names, message, envelope, given_up)
             return "dead_lettered"
         log.warning("handler failed, will retry", queue=names.main, attempt=attempt, error=reason)
         await self._forward(message, names.retry, {ATTEMPT_HEADER: attempt + 1})
@@ -312,28 +448,108 @@ class Broker:
         return "retried"
 
     async def _dead_letter(
-        self, names: QueueNames, message: AbstractIncomingMessage, reason: str
+        self,
+        subscription: Subscription,
+        names: QueueNames,
+        message: AbstractIncomingMessage,
+        envelope: Envelope | None,
+        given_up: GivenUp,
     ) -> None:
-        await self._forward(message, names.dead_letter, {ERROR_HEADER: reason[:1000]})
+        """Report a job given up, then move its message to the DLQ."""
+        if subscription.job is not None:
+            await subscription.job.give_up(envelope, given_up)
+        await self._forward(message, names.dead_letter, {ERROR_HEADER: given_up.reason[:1000]})
         await message.ack()
 
     async def _forward(
         self, message: AbstractIncomingMessage, queue: str, extra_headers: dict[str, Any]
     ) -> None:
         """Copy a message into one of our queues, confirmed, before the original is acked."""
-        headers = {**(message.headers or {}), **extra_headers}
-        copy = aio_pika.Message(
-            message.body,
-            headers=headers,
-            content_type=message.content_type or JSON,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=message.message_id,
-            correlation_id=message.correlation_id,
-            type=message.type,
-        )
         await self._publish_channel_or_raise().default_exchange.publish(
-            copy, routing_key=queue, mandatory=True
+            _copy(message, extra_headers), routing_key=queue, mandatory=True
         )
+
+    async def _declare(
+        self, channel: AbstractChannel, subscription: Subscription, names: QueueNames
+    ) -> AbstractQueue:
+        """Declare the main queue, its retry queue and its DLQ, and bind it (idempotent)."""
+        await channel.declare_queue(names.dead_letter, durable=True)
+        await channel.declare_queue(
+            names.retry,
+            durable=True,
+            arguments={
+                "x-message-ttl": int(self._settings.amqp_retry_delay_seconds * 1000),
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": names.main,
+            },
+        )
+        arguments: dict[str, Any] = {
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": names.dead_letter,
+        }
+        if subscription.job is not None:
+            arguments |= {
+                "x-queue-type": "quorum",
+                # The broker dead-letters past this itself: the backstop should giving
+                # the job up fail too.
+                "x-delivery-limit": subscription.job.delivery_limit,
+            }
+        queue = await channel.declare_queue(names.main, durable=True, arguments=arguments)
+        if subscription.source is not None:
+            foreign = await channel.declare_exchange(
+                subscription.source.exchange, subscription.source.exchange_type, durable=True
+            )
+            await queue.bind(foreign, routing_key=subscription.source.routing_key)
+            return queue
+        for routing_key in subscription.routing_keys:
+            await queue.bind(self._settings.amqp_exchange, routing_key=routing_key)
+        return queue
+
+    async def _adopt_legacy_queues(
+        self, subscription: Subscription, legacy: QueueNames, names: QueueNames
+    ) -> None:
+        """Move what the classic queues of an earlier version hold into their
+        replacements and delete them; nothing to do once they are gone.
+
+        The old main queue is unbound first (nothing new arrives), its retry queue is
+        drained before it (a retry expiring meanwhile lands in the old main queue, drained
+        next), its DLQ goes to the new DLQ. Each message is published, confirmed, then
+        acked: none is lost, and a crash midway leaves at most a duplicate. A queue still
+        consumed (an old worker running) is left for the next start.
+        """
+        moves = ((legacy.retry, names.main), (legacy.main, names.main))
+        for old, new in (*moves, (legacy.dead_letter, names.dead_letter)):
+            moved = await self._drain_queue(
+                old, new, unbind=subscription.routing_keys if old == legacy.main else []
+            )
+            if moved is not None:
+                log.info("adopted a legacy queue", queue=old, into=new, messages=moved)
+
+    async def _drain_queue(self, old: str, new: str, *, unbind: list[str]) -> int | None:
+        """Move `old`'s messages to `new` and delete `old`; None when `old` does not exist."""
+        channel = aio_pika.Channel(
+            self._connection_or_raise(), publisher_confirms=True, on_return_raises=True
+        )
+        try:
+            async with channel:
+                try:
+                    queue = await channel.declare_queue(old, passive=True)
+                except aio_pika.exceptions.ChannelNotFoundEntity:
+                    return None
+                for routing_key in unbind:
+                    await queue.unbind(self._settings.amqp_exchange, routing_key)
+                moved = 0
+                while (message := await queue.get(no_ack=False, fail=False)) is not None:
+                    await channel.default_exchange.publish(
+                        _copy(message, {}), routing_key=new, mandatory=True
+                    )
+                    await message.ack()
+                    moved += 1
+                await queue.delete(if_unused=True, if_empty=True)
+                return moved
+        except aio_pika.exceptions.ChannelPreconditionFailed:
+            log.warning("legacy queue still in use; adopting it at the next start", queue=old)
+            return 0
 
     # -- helpers ---------------------------------------------------------------
 
@@ -360,6 +576,21 @@ def _ensure_known(envelope: Envelope) -> None:
     model.model_validate(envelope.data)
 
 
+def _copy(message: AbstractIncomingMessage, extra_headers: dict[str, Any]) -> aio_pika.Message:
+    """A persistent copy of a consumed message, for another queue (a new message: the
+    broker's delivery count does not carry over)."""
+    headers = {k: v for k, v in (message.headers or {}).items() if k != DELIVERY_COUNT_HEADER}
+    return aio_pika.Message(
+        message.body,
+        headers={**headers, **extra_headers},
+        content_type=message.content_type or JSON,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=message.message_id,
+        correlation_id=message.correlation_id,
+        type=message.type,
+    )
+
+
 def _message(envelope: Envelope) -> aio_pika.Message:
     return aio_pika.Message(
         envelope.model_dump_json().encode(),
@@ -370,6 +601,24 @@ def _message(envelope: Envelope) -> aio_pika.Message:
         type=envelope.type,
         timestamp=envelope.occurred_at,
     )
+
+
+def _is_closed(channel: AbstractChannel | None) -> bool:
+    return channel is None or channel.is_closed
+
+
+def _envelope_of(message: AbstractIncomingMessage) -> Envelope | None:
+    """The envelope of a message whose event did not validate, if it has one."""
+    try:
+        return Envelope.model_validate_json(message.body)
+    except ValidationError:
+        return None
+
+
+def _deaths(message: AbstractIncomingMessage) -> int:
+    """Deliveries of this message that ended without an ack (quorum queues count them)."""
+    value = (message.headers or {}).get(DELIVERY_COUNT_HEADER, 0)
+    return value if isinstance(value, int) and value >= 0 else 0
 
 
 def _attempt(message: AbstractIncomingMessage) -> int:

@@ -25,13 +25,18 @@ import urllib3
 from minio import Minio
 from minio.datatypes import PostPolicy
 from minio.deleteobjects import DeleteObject
-from minio.error import S3Error
+from minio.error import MinioException, S3Error
 
 from shared.config import StorageSettings
 
 
 class ObjectMissing(Exception):
     """The object does not exist (or no longer does)."""
+
+
+def is_storage_failure(exc: BaseException) -> bool:
+    """An error of the store or of the way to it (the SDK's errors, HTTP and network)."""
+    return isinstance(exc, (MinioException, urllib3.exceptions.HTTPError, ConnectionError))
 
 
 @dataclass(frozen=True)

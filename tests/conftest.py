@@ -143,8 +143,9 @@ def stack(
         ("catalog", "users"),
         ("catalog", "video-results"),
         ("catalog", "storage-events"),
-        ("transcoder", "videos"),
-        ("transcoder", "trims"),
+        ("catalog", "trim-results"),
+        ("transcoder", "video-jobs"),
+        ("transcoder", "trim-jobs"),
     ):
         main = f"{namespace}.{service}.{subscription}"
         amqp_cleanup.extend([main, f"{main}.retry", f"{main}.dlq"])

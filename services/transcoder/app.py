@@ -50,8 +50,9 @@ def create_app(settings: TranscoderSettings) -> web.Application:
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="media")
         jobs = MediaJobs(app[STORAGE], executor, media_settings(settings))
         broker = app[BROKER]
-        await broker.consume(video_subscription(jobs, broker))
-        await broker.consume(trim_subscription(jobs, broker))
+        limit = settings.job_delivery_limit
+        await broker.consume(video_subscription(jobs, broker, delivery_limit=limit))
+        await broker.consume(trim_subscription(jobs, broker, delivery_limit=limit))
         yield
         # Finish (or give back) the current job before its executor goes away.
         await broker.stop_consuming(settings.shutdown_grace_seconds)

@@ -1,19 +1,37 @@
-"""Event edges of the transcoder: thin handlers over `MediaJobs`."""
+"""Event edges of the transcoder: thin handlers over `MediaJobs`.
+
+Both job queues are quorum queues with a delivery limit (`shared.messaging.JobQueue`):
+a job whose worker died on every delivery the limit allows, whose retries are spent, or
+whose message cannot be read is given up, and its failure is published here (with a
+`FailureCode`) before the message goes to the DLQ, so catalog marks it failed. They
+replace the classic queues `videos` and `trims` of earlier versions, which are drained
+into them at start.
+"""
 
 from __future__ import annotations
 
+from functools import partial
+
+from services.transcoder.job_progress import JobProgress
 from services.transcoder.service import MediaJobs
-from shared.events import Envelope, JobProgressed, TrimRequested, VideoDeleted, VideoUploaded
-from shared.messaging import Broker, Subscription
+from shared.events import Envelope, TrimRequested, VideoDeleted, VideoUploaded
+from shared.messaging import Broker, GivenUp, GiveUp, JobQueue, Subscription
 
 
-def video_subscription(jobs: MediaJobs, broker: Broker) -> Subscription:
-    subscription = Subscription("videos")
+def video_subscription(jobs: MediaJobs, broker: Broker, *, delivery_limit: int) -> Subscription:
+    subscription = Subscription(
+        "video-jobs",
+        job=JobQueue(delivery_limit, _give_up(jobs, broker), legacy_name="videos"),
+    )
 
     @subscription.on(VideoUploaded)
     async def video_uploaded(event: VideoUploaded, envelope: Envelope) -> None:
-        result = await jobs.process_upload(event)
-        await broker.publish(result, correlation_id=envelope.correlation_id)
+        publish = partial(broker.publish, correlation_id=envelope.correlation_id)
+        progress = JobProgress(publish, "video", event.video_id, attempt=1)
+        await progress.started()
+        result = await jobs.process_upload(event, progress.report)
+        await progress.settled()
+        await publish(result)
         await jobs.discard_upload(event)
 
     @subscription.on(VideoDeleted)
@@ -23,16 +41,29 @@ def video_subscription(jobs: MediaJobs, broker: Broker) -> Subscription:
     return subscription
 
 
-def trim_subscription(jobs: MediaJobs, broker: Broker) -> Subscription:
-    subscription = Subscription("trims")
+def trim_subscription(jobs: MediaJobs, broker: Broker, *, delivery_limit: int) -> Subscription:
+    subscription = Subscription(
+        "trim-jobs",
+        job=JobQueue(delivery_limit, _give_up(jobs, broker), legacy_name="trims"),
+    )
 
     @subscription.on(TrimRequested)
     async def trim_requested(event: TrimRequested, envelope: Envelope) -> None:
-        started = JobProgressed(
-            job="trim", id=event.trim_id, stage="started", fraction=0, attempt=event.attempt
-        )
-        await broker.publish(started, correlation_id=envelope.correlation_id)
-        result = await jobs.trim(event)
-        await broker.publish(result, correlation_id=envelope.correlation_id)
+        publish = partial(broker.publish, correlation_id=envelope.correlation_id)
+        progress = JobProgress(publish, "trim", event.trim_id, attempt=event.attempt)
+        await progress.started()
+        result = await jobs.trim(event, progress.report)
+        await progress.settled()
+        await publish(result)
 
     return subscription
+
+
+def _give_up(jobs: MediaJobs, broker: Broker) -> GiveUp:
+    async def give_up(envelope: Envelope | None, given_up: GivenUp) -> None:
+        failure = jobs.abandoned(envelope, worker_died=given_up.worker_died, error=given_up.error)
+        if failure is not None:
+            correlation_id = envelope.correlation_id if envelope is not None else None
+            await broker.publish(failure, correlation_id=correlation_id)
+
+    return give_up

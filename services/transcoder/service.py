@@ -21,8 +21,11 @@ from services.transcoder.media.cut import CutResult
 from services.transcoder.media.lanes import PlaybackProfile
 from services.transcoder.media.pipeline import PreparedMedia, cut_clip, prepare_media
 from services.transcoder.media.probe import MediaLimits, MediaRejected
+from services.transcoder.media.progress import Progress
 from services.transcoder.work_dirs import job_directory
 from shared.events import (
+    Envelope,
+    FailureCode,
     TrimCompleted,
     TrimFailed,
     TrimRequested,
@@ -32,7 +35,7 @@ from shared.events import (
     VideoUploaded,
 )
 from shared.object_keys import clip_key, playback_key, thumbnail_key
-from shared.storage import ObjectMissing, Storage
+from shared.storage import ObjectMissing, Storage, is_storage_failure
 
 log = structlog.get_logger(__name__)
 
@@ -56,11 +59,13 @@ class MediaJobs:
         self._executor = executor
         self._settings = settings
 
-    async def process_upload(self, event: VideoUploaded) -> VideoProcessed | VideoFailed:
+    async def process_upload(
+        self, event: VideoUploaded, progress: Progress | None = None
+    ) -> VideoProcessed | VideoFailed:
         """Probe, thumbnail and make the playback file of one upload.
 
-        Media the pipeline refuses ends in `VideoFailed` with a readable reason;
-        storage or broker trouble raises, so the message is retried.
+        Media the pipeline refuses ends in `VideoFailed` with a readable reason and its
+        code; storage or broker trouble raises, so the message is retried.
         """
         with job_directory(self._settings.work_dir) as tmp:
             workdir = Path(tmp)
@@ -69,7 +74,9 @@ class MediaJobs:
                 await self._storage.download(event.object_key, source)
             except ObjectMissing:
                 return VideoFailed(
-                    video_id=event.video_id, failure_reason="uploaded file is missing"
+                    video_id=event.video_id,
+                    failure_reason="uploaded file is missing",
+                    failure_code=FailureCode.SOURCE_MISSING,
                 )
             try:
                 prepared: PreparedMedia = await self._in_executor(
@@ -80,11 +87,14 @@ class MediaJobs:
                         self._settings.limits,
                         self._settings.profile,
                         self._settings.thumbnail_max_width,
+                        progress,
                     )
                 )
             except MediaRejected as exc:
                 log.info("upload rejected", video_id=event.video_id, reason=str(exc))
-                return VideoFailed(video_id=event.video_id, failure_reason=str(exc))
+                return VideoFailed(
+                    video_id=event.video_id, failure_reason=str(exc), failure_code=exc.code
+                )
             await self._storage.upload(
                 prepared.playback, playback_key(event.video_id), PLAYBACK_CONTENT_TYPE
             )
@@ -114,7 +124,9 @@ class MediaJobs:
         """Remove what the event names: catalog knows every object a video has."""
         await self._storage.remove(event.object_keys)
 
-    async def trim(self, event: TrimRequested) -> TrimCompleted | TrimFailed:
+    async def trim(
+        self, event: TrimRequested, progress: Progress | None = None
+    ) -> TrimCompleted | TrimFailed:
         """Cut the requested span of the source into a clip.
 
         The source stays in storage (a failed request may be restarted); the clip has a
@@ -132,7 +144,10 @@ class MediaJobs:
             try:
                 await self._storage.download(event.source_key, source)
             except ObjectMissing:
-                return failed(failure_reason="source file is missing")
+                return failed(
+                    failure_reason="source file is missing",
+                    failure_code=FailureCode.SOURCE_MISSING,
+                )
             try:
                 result: CutResult = await self._in_executor(
                     partial(
@@ -143,11 +158,12 @@ class MediaJobs:
                         event.duration_seconds,
                         self._settings.limits,
                         self._settings.profile,
+                        progress,
                     )
                 )
             except MediaRejected as exc:
                 log.info("trim rejected", trim_id=event.trim_id, reason=str(exc))
-                return failed(failure_reason=str(exc))
+                return failed(failure_reason=str(exc), failure_code=exc.code)
             await self._storage.upload(clip, clip_key(event.trim_id), PLAYBACK_CONTENT_TYPE)
             log.info("trim done", trim_id=event.trim_id, frames=result.frames)
             return TrimCompleted(
@@ -157,6 +173,39 @@ class MediaJobs:
                 duration_seconds=result.duration_seconds,
                 attempt=event.attempt,
             )
+
+    @staticmethod
+    def abandoned(
+        envelope: Envelope | None, *, worker_died: bool, error: Exception | None
+    ) -> VideoFailed | TrimFailed | None:
+        """The failure to report for a job given up (its message goes to the DLQ), so it
+        ends `failed` instead of staying in processing; None when the message names no
+        job (a deletion, or a body that is not even an envelope)."""
+        if envelope is None:
+            return None
+        data = envelope.data
+        video_id = data.get("video_id")
+        if not isinstance(video_id, str):
+            return None
+        if worker_died:
+            code, reason = FailureCode.WORKER_CRASHED, "processing stopped unexpectedly, repeatedly"
+        elif error is not None and is_storage_failure(error):
+            code, reason = FailureCode.STORAGE_ERROR, "storage was unavailable; try again later"
+        else:
+            code, reason = FailureCode.INTERNAL_ERROR, "an internal error stopped processing"
+        if envelope.type == VideoUploaded.event_type:
+            return VideoFailed(video_id=video_id, failure_reason=reason, failure_code=code)
+        trim_id = data.get("trim_id") or data.get("request_id")
+        attempt = data.get("attempt", 1)
+        if envelope.type == TrimRequested.event_type and isinstance(trim_id, str):
+            return TrimFailed(
+                trim_id=trim_id,
+                video_id=video_id,
+                failure_reason=reason,
+                failure_code=code,
+                attempt=attempt if isinstance(attempt, int) and attempt >= 1 else 1,
+            )
+        return None
 
     async def _in_executor(self, job: Callable[[], T]) -> T:
         # Media work runs in the executor so the event loop keeps heartbeats flowing.

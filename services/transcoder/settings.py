@@ -15,6 +15,9 @@ class TranscoderSettings(KinoSettings, BrokerSettings, StorageSettings):
     http_port: int = Field(default=8083, ge=1, le=65535)
     #: One media job at a time per process: more throughput means more processes.
     amqp_prefetch: int = Field(default=1, ge=1)
+    #: A job whose worker died (no ack) on this many deliveries is failed `worker_crashed`
+    #: instead of being tried again (the broker counts them: quorum queues).
+    job_delivery_limit: int = Field(default=3, ge=1)
     #: Where jobs keep their temporary files (an emptyDir in Kubernetes); None: the system's.
     work_dir: Path | None = None
     media_max_duration_seconds: float = Field(default=4 * 3600, gt=0)

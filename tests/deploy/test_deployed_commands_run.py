@@ -59,7 +59,14 @@ def test_the_deployed_command_becomes_ready(
     assert deployed["KINO_HTTP_HOST"] == "0.0.0.0"  # containers listen on every interface
     port = free_port()
     prefix = f"deployed-{uuid.uuid4().hex[:8]}"
-    for name in ("users", "video-results", "storage-events", "trim-results", "videos", "trims"):
+    for name in (
+        "users",
+        "video-results",
+        "storage-events",
+        "trim-results",
+        "video-jobs",
+        "trim-jobs",
+    ):
         for owner in ("catalog", "transcoder"):
             amqp_cleanup.extend(f"{prefix}.{owner}.{name}{s}" for s in ("", ".retry", ".dlq"))
     local = {

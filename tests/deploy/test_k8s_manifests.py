@@ -470,9 +470,12 @@ def test_keda_scales_the_transcoder_on_its_queues() -> None:
     assert scaled["minReplicaCount"] == 1
     prefix = config_map(objects)["KINO_AMQP_QUEUE_PREFIX"]
     unused = cast(Any, None)
-    subscriptions = [video_subscription(unused, unused), trim_subscription(unused, unused)]
+    subscriptions = [
+        video_subscription(unused, unused, delivery_limit=1),
+        trim_subscription(unused, unused, delivery_limit=1),
+    ]
     expected = {f"{prefix}.transcoder.{s.name}" for s in subscriptions}
-    assert expected == {"kino.transcoder.videos", "kino.transcoder.trims"}
+    assert expected == {"kino.transcoder.video-jobs", "kino.transcoder.trim-jobs"}
     triggers = scaled["triggers"]
     assert {t["metadata"]["queueName"] for t in triggers} == expected
     for trigger in triggers:

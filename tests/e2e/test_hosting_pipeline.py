@@ -58,11 +58,12 @@ def _packet_sizes(path: Path) -> list[int]:
 
 
 @pytest.mark.parametrize(
-    ("kind", "reason"),
+    ("kind", "reason", "codes"),
     [
-        ("not media", "file is not a media file"),
-        ("truncated mp4", None),
-        ("audio only", "no video stream"),
+        ("not media", "file is not a media file", {"not_media"}),
+        # Cut before its index (`moov` last) it is no MP4 at all; after it, corrupt.
+        ("truncated mp4", None, {"not_media", "corrupt_media"}),
+        ("audio only", "no video stream", {"no_video_stream"}),
     ],
 )
 async def test_unplayable_uploads_end_with_a_reason(
@@ -72,6 +73,7 @@ async def test_unplayable_uploads_end_with_a_reason(
     tmp_path: Path,
     kind: str,
     reason: str | None,
+    codes: set[str],
 ) -> None:
     if kind == "not media":
         data, content_type = os.urandom(4096), "video/mp4"
@@ -88,7 +90,17 @@ async def test_unplayable_uploads_end_with_a_reason(
     assert record["failure_reason"]
     if reason is not None:
         assert record["failure_reason"] == reason
-    assert set(record) == {"hash_id", "user_id", "file_name", "upload_time", "failure_reason"}
+    assert record["status"] == "failed"
+    assert record["failure_code"] in codes
+    assert set(record) == {
+        "hash_id",
+        "user_id",
+        "file_name",
+        "upload_time",
+        "failure_reason",
+        "status",
+        "failure_code",
+    }
 
 
 async def test_h264_aac_mp4_is_remuxed_not_reencoded(

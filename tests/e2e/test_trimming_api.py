@@ -109,7 +109,7 @@ async def test_upload_schedules_a_request_and_lists_the_clip(
     assert request["attributes"]["status"] in {"scheduled", "processing", "done"}
     assert request["relationships"] == {"user": NOT_INCLUDED, "video": NOT_INCLUDED}
     done = await wait_for_status(http, gateway_url, account, request["id"], "done", "failed")
-    assert done["attributes"] == {"status": "done"}
+    assert done["attributes"] == {"status": "done", "progress": 1.0, "eta_seconds": 0.0}
 
     async with http.get(f"{gateway_url}/api/v1/users/videos", headers=account.auth) as r:
         assert r.status == 200
@@ -150,6 +150,7 @@ async def test_start_past_the_end_fails_and_restart_schedules_it_again(
     assert failed["attributes"] == {
         "status": "failed",
         "failure_reason": "start is beyond the end of the video",
+        "failure_code": "start_beyond_end",
     }
     async with http.post(
         f"{gateway_url}/api/v1/users/requests/{request['id']}/restart", headers=account.auth

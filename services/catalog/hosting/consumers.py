@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from services.catalog.hosting.service import HostingService
 from services.catalog.hosting.storage_notifications import storage_events_source
-from shared.events import Envelope, StorageObjectCreated, VideoFailed, VideoProcessed
+from shared.events import (
+    Envelope,
+    JobProgressed,
+    StorageObjectCreated,
+    VideoFailed,
+    VideoProcessed,
+)
 from shared.messaging import Subscription
 
 
@@ -18,6 +24,11 @@ def video_results_subscription(hosting: HostingService) -> Subscription:
     @subscription.on(VideoFailed)
     async def video_failed(event: VideoFailed, _: Envelope) -> None:
         await hosting.failed(event)
+
+    @subscription.on(JobProgressed)
+    async def job_progressed(event: JobProgressed, _: Envelope) -> None:
+        if event.job == "video":
+            await hosting.progressed(event)
 
     return subscription
 

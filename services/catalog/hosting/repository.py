@@ -53,6 +53,10 @@ class Video:
     thumbnail_key: str | None = None
     listing_time: datetime | None = None
     failure_reason: str | None = None
+    failure_code: str | None = None
+    #: The transcoder's latest report while processing: fraction done and seconds to go.
+    progress: float | None = None
+    eta_seconds: float | None = None
 
     @property
     def object_keys(self) -> list[str]:
@@ -80,6 +84,9 @@ class Video:
             thumbnail_key=doc.get("thumbnail_key"),
             listing_time=doc.get("listing_time"),
             failure_reason=doc.get("failure_reason"),
+            failure_code=doc.get("failure_code"),
+            progress=doc.get("progress"),
+            eta_seconds=doc.get("eta_seconds"),
         )
 
 
@@ -166,6 +173,20 @@ class VideoRepository:
             events=events or (),
         )
         return Video.from_document(doc) if doc else None
+
+    async def record_progress(
+        self, hash_id: str, fraction: float, eta_seconds: float | None, at: datetime
+    ) -> None:
+        """Keep the latest report of a processing video; fractions only grow (a late or
+        repeated report changes nothing)."""
+        await self.collection.update_one(
+            {
+                "_id": hash_id,
+                "status": VideoStatus.PROCESSING.value,
+                "$or": [{"progress": None}, {"progress": {"$lt": fraction}}],
+            },
+            {"$set": {"progress": fraction, "eta_seconds": eta_seconds, "progress_at": at}},
+        )
 
     async def update_fields(self, hash_id: str, owner: str, changes: Mapping[str, Any]) -> bool:
         result = await self.collection.update_one(

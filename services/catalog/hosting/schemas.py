@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_serializer
 
-from services.catalog.hosting.repository import Video
+from services.catalog.hosting.repository import Video, VideoStatus
 
 
 def _iso_utc(moment: datetime | None) -> str | None:
@@ -115,15 +115,28 @@ class UnprocessedVideo(_Timestamps):
     file_name: str
     upload_time: datetime
     failure_reason: str | None = None
+    # additions to the seed
+    #: `pending` (waiting for the file), `processing` or `failed`.
+    status: str
+    #: A stable machine code of the failure (README lists them).
+    failure_code: str | None = None
+    #: While processing: the fraction done (0 to 1) and the seconds still to go.
+    progress: float | None = None
+    eta_seconds: float | None = None
 
     @classmethod
     def of(cls, video: Video) -> UnprocessedVideo:
+        processing = video.status is VideoStatus.PROCESSING
         return cls(
             hash_id=video.hash_id,
             user_id=video.user_id,
             file_name=video.file_name,
             upload_time=video.upload_time,
             failure_reason=video.failure_reason,
+            status=video.status.value,
+            failure_code=video.failure_code,
+            progress=video.progress if processing else None,
+            eta_seconds=video.eta_seconds if processing else None,
         )
 
 

@@ -27,7 +27,14 @@ from services.catalog.errors import (
 from services.catalog.hosting.cursor import CursorCodec, PagePosition
 from services.catalog.hosting.repository import HashIdTaken, Video, VideoRepository, VideoStatus
 from services.catalog.users import UserDirectory
-from shared.events import Envelope, VideoDeleted, VideoFailed, VideoProcessed, VideoUploaded
+from shared.events import (
+    Envelope,
+    JobProgressed,
+    VideoDeleted,
+    VideoFailed,
+    VideoProcessed,
+    VideoUploaded,
+)
 from shared.object_keys import upload_key, uploaded_video_id
 from shared.outbox import OutboxRelay
 from shared.storage import Storage, UploadForm
@@ -187,6 +194,9 @@ class HostingService:
                 "thumbnail_key": event.thumbnail_key,
                 "listing_time": datetime.now(UTC),
                 "failure_reason": None,
+                "failure_code": None,
+                "progress": 1.0,
+                "eta_seconds": 0.0,
             },
         )
 
@@ -195,7 +205,16 @@ class HostingService:
             event.video_id,
             from_status=VideoStatus.PROCESSING,
             to_status=VideoStatus.FAILED,
-            changes={"failure_reason": event.failure_reason},
+            changes={
+                "failure_reason": event.failure_reason,
+                "failure_code": event.failure_code,
+                "eta_seconds": None,
+            },
+        )
+
+    async def progressed(self, event: JobProgressed) -> None:
+        await self._videos.record_progress(
+            event.id, event.fraction, event.eta_seconds, datetime.now(UTC)
         )
 
     async def expire_pending(self, video: Video) -> bool:

@@ -12,8 +12,12 @@ def trim_results_subscription(trimming: TrimmingService) -> Subscription:
 
     @subscription.on(JobProgressed)
     async def job_progressed(event: JobProgressed, _: Envelope) -> None:
-        if event.job == "trim" and event.stage == "started":
+        if event.job != "trim":
+            return
+        if event.stage == "started":
             await trimming.started(event)
+        else:
+            await trimming.progressed(event)
 
     @subscription.on(TrimCompleted)
     async def trim_completed(event: TrimCompleted, _: Envelope) -> None:

@@ -44,8 +44,12 @@ class TrimJob:
     attempt: int
     created_at: datetime
     failure_reason: str | None = None
+    failure_code: str | None = None
     clip_key: str | None = None
     clip_duration_seconds: float | None = None
+    #: The transcoder's latest report while processing: fraction done and seconds to go.
+    progress: float | None = None
+    eta_seconds: float | None = None
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> TrimJob:
@@ -61,8 +65,11 @@ class TrimJob:
             attempt=doc["attempt"],
             created_at=doc["created_at"],
             failure_reason=doc.get("failure_reason"),
+            failure_code=doc.get("failure_code"),
             clip_key=doc.get("clip_key"),
             clip_duration_seconds=doc.get("clip_duration_seconds"),
+            progress=doc.get("progress"),
+            eta_seconds=doc.get("eta_seconds"),
         )
 
 
@@ -106,6 +113,30 @@ class TrimRepository:
             query["status"] = status.value
         cursor = self.collection.find(query).sort("created_at", DESCENDING)
         return [TrimJob.from_document(doc) async for doc in cursor]
+
+    async def record_progress(
+        self, trim_id: str, attempt: int, fraction: float, eta_seconds: float | None
+    ) -> None:
+        """Keep the latest report of a request processing at `attempt`; fractions only
+        grow (a late or repeated report changes nothing)."""
+        doc_id = document_id(trim_id)
+        if doc_id is None:
+            return
+        await self.collection.update_one(
+            {
+                "_id": doc_id,
+                "attempt": attempt,
+                "status": TrimStatus.PROCESSING.value,
+                "$or": [{"progress": None}, {"progress": {"$lt": fraction}}],
+            },
+            {
+                "$set": {
+                    "progress": fraction,
+                    "eta_seconds": eta_seconds,
+                    "progress_at": datetime.now(UTC),
+                }
+            },
+        )
 
     async def transition(
         self,

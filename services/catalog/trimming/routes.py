@@ -37,7 +37,13 @@ POINTER_BASE = "/data/attributes"
 def _request(job: TrimJob) -> RequestResource:
     return RequestResource(
         id=job.trim_id,
-        attributes=RequestAttributes(status=job.status.value, failure_reason=job.failure_reason),
+        attributes=RequestAttributes(
+            status=job.status.value,
+            failure_reason=job.failure_reason,
+            failure_code=job.failure_code,
+            progress=job.progress,
+            eta_seconds=job.eta_seconds,
+        ),
     )
 
 

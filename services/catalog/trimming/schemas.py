@@ -113,8 +113,13 @@ class ClipResource(BaseModel):
 
 class RequestAttributes(BaseModel):
     status: str
-    #: Only on failed requests (an addition to the seed's attributes).
+    # additions to the seed's attributes
+    #: Only on failed requests: why, for people, and a stable code (README lists them).
     failure_reason: str | None = None
+    failure_code: str | None = None
+    #: While processing (and 1 when done): the fraction done and the seconds to go.
+    progress: float | None = None
+    eta_seconds: float | None = None
 
 
 class RequestResource(BaseModel):

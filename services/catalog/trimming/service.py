@@ -143,7 +143,13 @@ class TrimmingService:
             attempt=job.attempt,
             from_status=(TrimStatus.FAILED,),
             to_status=TrimStatus.SCHEDULED,
-            changes={"attempt": attempt, "failure_reason": None},
+            changes={
+                "attempt": attempt,
+                "failure_reason": None,
+                "failure_code": None,
+                "progress": None,
+                "eta_seconds": None,
+            },
             events=[self._requested(job, attempt, correlation_id)],
             owner=user_id,
         )
@@ -160,6 +166,12 @@ class TrimmingService:
             attempt=event.attempt,
             from_status=(TrimStatus.SCHEDULED,),
             to_status=TrimStatus.PROCESSING,
+            changes={"progress": 0.0},
+        )
+
+    async def progressed(self, event: JobProgressed) -> None:
+        await self._trims.record_progress(
+            event.id, event.attempt, event.fraction, event.eta_seconds
         )
 
     async def completed(self, event: TrimCompleted) -> None:
@@ -168,7 +180,12 @@ class TrimmingService:
             attempt=event.attempt,
             from_status=(TrimStatus.SCHEDULED, TrimStatus.PROCESSING),
             to_status=TrimStatus.DONE,
-            changes={"clip_key": event.clip_key, "clip_duration_seconds": event.duration_seconds},
+            changes={
+                "clip_key": event.clip_key,
+                "clip_duration_seconds": event.duration_seconds,
+                "progress": 1.0,
+                "eta_seconds": 0.0,
+            },
         )
 
     async def failed(self, event: TrimFailed) -> None:
@@ -177,7 +194,12 @@ class TrimmingService:
             attempt=event.attempt,
             from_status=(TrimStatus.SCHEDULED, TrimStatus.PROCESSING),
             to_status=TrimStatus.FAILED,
-            changes={"failure_reason": event.failure_reason},
+            changes={
+                "failure_reason": event.failure_reason,
+                "failure_code": event.failure_code,
+                "progress": None,
+                "eta_seconds": None,
+            },
         )
 
     # -- helpers ---------------------------------------------------------------

@@ -20,6 +20,8 @@ from av.audio.frame import AudioFrame
 from av.packet import Packet
 from av.video.frame import VideoFrame
 
+from shared.events import FailureCode
+
 #: Undecodable packets a stream may have before it is called corrupt.
 MAX_DECODE_ERRORS = 10
 
@@ -53,12 +55,28 @@ _ENVIRONMENT_ERRNOS = frozenset(
 )
 
 
+#: The machine-readable code of each reason.
+_CODES = {
+    NOT_MEDIA: FailureCode.NOT_MEDIA,
+    NO_VIDEO: FailureCode.NO_VIDEO_STREAM,
+    TOO_LONG: FailureCode.TOO_LONG,
+    TOO_LARGE: FailureCode.RESOLUTION_TOO_HIGH,
+    VIDEO_CORRUPT: FailureCode.CORRUPT_MEDIA,
+    AUDIO_CORRUPT: FailureCode.CORRUPT_MEDIA,
+    TRUNCATED: FailureCode.CORRUPT_MEDIA,
+    ENCODING_FAILED: FailureCode.UNSUPPORTED_CODEC,
+    BEYOND_END: FailureCode.START_BEYOND_END,
+}
+
+
 class MediaRejected(Exception):
-    """The upload cannot be processed; `str(exc)` is the human-readable failure reason."""
+    """The upload cannot be processed; `str(exc)` is the human-readable failure reason,
+    `code` the machine-readable one."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.code = _CODES[reason]
 
 
 def is_environment_error(exc: BaseException) -> bool:
