@@ -84,6 +84,9 @@ class VideoUploaded(Event):
     object_key: str
     file_name: str
     content_type: str
+    #: Grows with each retry; the result carries it back, so a late result of an
+    #: earlier attempt changes nothing.
+    attempt: int = Field(default=1, ge=1)
 
 
 class VideoProcessed(Event):
@@ -95,6 +98,7 @@ class VideoProcessed(Event):
     video_type: str
     playback_key: str
     thumbnail_key: str
+    attempt: int = Field(default=1, ge=1)
 
 
 class VideoFailed(Event):
@@ -104,6 +108,7 @@ class VideoFailed(Event):
     failure_reason: str
     #: A `FailureCode` (text, so that a newer producer's code does not break a consumer).
     failure_code: str = FailureCode.INTERNAL_ERROR
+    attempt: int = Field(default=1, ge=1)
 
 
 class VideoDeleted(Event):

@@ -147,6 +147,15 @@ class Storage:
                 raise ObjectMissing(key) from exc
             raise
 
+    async def exists(self, key: str) -> bool:
+        try:
+            await asyncio.to_thread(self._client.stat_object, self.bucket, key)
+        except S3Error as exc:
+            if exc.code in {"NoSuchKey", "NoSuchObject"}:
+                return False
+            raise
+        return True
+
     async def upload(self, source: Path, key: str, content_type: str) -> None:
         await asyncio.to_thread(
             self._client.fput_object, self.bucket, key, str(source), content_type=content_type

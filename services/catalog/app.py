@@ -14,9 +14,11 @@ from services.catalog.errors import (
     RequestNotFailed,
     StillProcessing,
     TrimRequestNotFound,
+    UploadGone,
     UploadTooLarge,
     UserNotFound,
     VideoIsPrivate,
+    VideoNotFailed,
     VideoNotFound,
 )
 from services.catalog.hosting.app import add_hosting
@@ -37,6 +39,8 @@ ERRORS: dict[type[Exception], ErrorMapping] = {
     UserNotFound: ErrorMapping(404),
     VideoIsPrivate: ErrorMapping(403),
     StillProcessing: ErrorMapping(425),
+    VideoNotFailed: ErrorMapping(409),
+    UploadGone: ErrorMapping(409),
     InvalidUploadRequest: ErrorMapping(400),
     InvalidCursor: ErrorMapping(400),
     # trimming (JSON:API)

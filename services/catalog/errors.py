@@ -23,6 +23,18 @@ class StillProcessing(Exception):
         super().__init__("The video is still being processed; try again when it is done")
 
 
+class VideoNotFailed(Exception):
+    """Only a failed video can be retried (the message says what it is)."""
+
+
+class UploadGone(Exception):
+    def __init__(self) -> None:
+        super().__init__(
+            "The uploaded file is no longer stored (failed uploads are kept for a while); "
+            "upload it again"
+        )
+
+
 class InvalidUploadRequest(Exception):
     """Unusable file name or content type (the message says which)."""
 

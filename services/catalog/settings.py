@@ -37,6 +37,8 @@ class CatalogSettings(KinoSettings, MongoSettings, BrokerSettings, StorageSettin
     upload_policy_ttl_seconds: int = Field(default=3600, ge=60)
     #: How often the upload reconciler lists the incoming prefix.
     upload_reconcile_interval_seconds: float = Field(default=5.0, gt=0)
+    #: How long a failed upload keeps its file (for `POST /video/my/{hash_id}/retry`).
+    failed_source_retention_seconds: int = Field(default=7 * 24 * 3600, ge=0)
     #: Lifetime of presigned watch and thumbnail URLs.
     presigned_url_ttl_seconds: int = Field(default=3600, ge=60)
     #: Videos per page of `/video/explore/` and `/video/user/{id}`.

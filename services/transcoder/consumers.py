@@ -14,7 +14,7 @@ from functools import partial
 
 from services.transcoder.job_progress import JobProgress
 from services.transcoder.service import MediaJobs
-from shared.events import Envelope, TrimRequested, VideoDeleted, VideoUploaded
+from shared.events import Envelope, TrimRequested, VideoDeleted, VideoProcessed, VideoUploaded
 from shared.messaging import Broker, GivenUp, GiveUp, JobQueue, Subscription
 
 
@@ -27,12 +27,13 @@ def video_subscription(jobs: MediaJobs, broker: Broker, *, delivery_limit: int) 
     @subscription.on(VideoUploaded)
     async def video_uploaded(event: VideoUploaded, envelope: Envelope) -> None:
         publish = partial(broker.publish, correlation_id=envelope.correlation_id)
-        progress = JobProgress(publish, "video", event.video_id, attempt=1)
+        progress = JobProgress(publish, "video", event.video_id, attempt=event.attempt)
         await progress.started()
         result = await jobs.process_upload(event, progress.report)
         await progress.settled()
         await publish(result)
-        await jobs.discard_upload(event)
+        if isinstance(result, VideoProcessed):
+            await jobs.discard_upload(event)
 
     @subscription.on(VideoDeleted)
     async def video_deleted(event: VideoDeleted, _: Envelope) -> None:

@@ -77,6 +77,7 @@ class MediaJobs:
                     video_id=event.video_id,
                     failure_reason="uploaded file is missing",
                     failure_code=FailureCode.SOURCE_MISSING,
+                    attempt=event.attempt,
                 )
             try:
                 prepared: PreparedMedia = await self._in_executor(
@@ -93,7 +94,10 @@ class MediaJobs:
             except MediaRejected as exc:
                 log.info("upload rejected", video_id=event.video_id, reason=str(exc))
                 return VideoFailed(
-                    video_id=event.video_id, failure_reason=str(exc), failure_code=exc.code
+                    video_id=event.video_id,
+                    failure_reason=str(exc),
+                    failure_code=exc.code,
+                    attempt=event.attempt,
                 )
             await self._storage.upload(
                 prepared.playback, playback_key(event.video_id), PLAYBACK_CONTENT_TYPE
@@ -114,10 +118,12 @@ class MediaJobs:
                 video_type=PLAYBACK_CONTENT_TYPE,
                 playback_key=playback_key(event.video_id),
                 thumbnail_key=thumbnail_key(event.video_id),
+                attempt=event.attempt,
             )
 
     async def discard_upload(self, event: VideoUploaded) -> None:
-        """The upload is handled (its result published): drop the incoming object."""
+        """The upload is processed (its result published): drop the incoming object. A
+        failed upload keeps it, for a retry (catalog removes it after a while)."""
         await self._storage.remove([event.object_key])
 
     async def delete_video(self, event: VideoDeleted) -> None:
@@ -193,17 +199,20 @@ class MediaJobs:
             code, reason = FailureCode.STORAGE_ERROR, "storage was unavailable; try again later"
         else:
             code, reason = FailureCode.INTERNAL_ERROR, "an internal error stopped processing"
-        if envelope.type == VideoUploaded.event_type:
-            return VideoFailed(video_id=video_id, failure_reason=reason, failure_code=code)
-        trim_id = data.get("trim_id") or data.get("request_id")
         attempt = data.get("attempt", 1)
+        attempt = attempt if isinstance(attempt, int) and attempt >= 1 else 1
+        if envelope.type == VideoUploaded.event_type:
+            return VideoFailed(
+                video_id=video_id, failure_reason=reason, failure_code=code, attempt=attempt
+            )
+        trim_id = data.get("trim_id") or data.get("request_id")
         if envelope.type == TrimRequested.event_type and isinstance(trim_id, str):
             return TrimFailed(
                 trim_id=trim_id,
                 video_id=video_id,
                 failure_reason=reason,
                 failure_code=code,
-                attempt=attempt if isinstance(attempt, int) and attempt >= 1 else 1,
+                attempt=attempt,
             )
         return None
 

@@ -8,102 +8,19 @@ it publishes lands in a queue the test reads.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aio_pika
 import aiohttp
-import pytest
-from aiohttp import web
 from pymongo import AsyncMongoClient
 
 from devstack.stores import StoreEndpoints
-from services.catalog.app import create_app
 from services.catalog.keys import RECONCILER
-from services.catalog.settings import CatalogSettings
-from shared.identity import IDENTITY_HEADER, Identity, IdentitySigner
-from tests.conftest import events_handled, serve, upload_to_storage
+from tests.catalog.conftest import LoneCatalog, request_upload, unprocessed, upload
+from tests.conftest import events_handled
 from tests.polling import eventually
-
-
-@dataclass
-class LoneCatalog:
-    url: str
-    app: web.Application
-    settings: CatalogSettings
-    uploaded: aio_pika.abc.AbstractQueue
-    channel: aio_pika.abc.AbstractChannel
-    user_id: str
-
-    def headers(self) -> dict[str, str]:
-        signer = IdentitySigner(self.settings.internal_secret.get_secret_value())
-        return {IDENTITY_HEADER: signer.sign(Identity(self.user_id))}
-
-    async def uploaded_events(self) -> list[dict[str, Any]]:
-        """Drain the `video.uploaded` messages published so far."""
-        events = []
-        while (message := await self.uploaded.get(fail=False, no_ack=True)) is not None:
-            events.append(json.loads(message.body))
-        return events
-
-
-@pytest.fixture
-async def catalog(
-    make_settings: Callable[..., Any],
-    namespace: str,
-    amqp_cleanup: list[str],
-    stores: StoreEndpoints,
-) -> AsyncIterator[LoneCatalog]:
-    prefix = f"{namespace}-lone-{uuid.uuid4().hex[:6]}"
-    exchange, storage_exchange = f"kino.{prefix}", f"kino.storage.{prefix}"
-    settings = make_settings(
-        CatalogSettings,
-        amqp_exchange=exchange,
-        amqp_queue_prefix=prefix,
-        storage_events_exchange=storage_exchange,
-        upload_reconcile_interval_seconds=3600,  # the test runs the reconciler itself
-        mongo_db=f"kino_catalog_{prefix}".replace("-", "_"),
-    )
-    for name in ("users", "video-results", "storage-events"):
-        amqp_cleanup.extend(f"{prefix}.catalog.{name}{s}" for s in ("", ".retry", ".dlq"))
-    app = create_app(settings)
-    connection = await aio_pika.connect(stores.amqp_url)
-    async with connection, serve(app) as url:
-        channel = await connection.channel()
-        uploaded = await channel.declare_queue(exclusive=True)
-        await uploaded.bind(exchange, routing_key="video.uploaded")
-        yield LoneCatalog(url, app, settings, uploaded, channel, user_id=uuid.uuid4().hex[:24])
-        for name in (exchange, storage_exchange):
-            with contextlib.suppress(aio_pika.exceptions.ChannelClosed):
-                await channel.exchange_delete(name)
-
-
-async def _request_upload(http: aiohttp.ClientSession, catalog: LoneCatalog) -> dict[str, Any]:
-    async with http.get(
-        f"{catalog.url}/video/upload/",
-        params={"file_content_type": "video/mp4", "file_name": "a.mp4"},
-        headers=catalog.headers(),
-    ) as response:
-        assert response.status == 200
-        return dict(await response.json())
-
-
-async def _upload(http: aiohttp.ClientSession, catalog: LoneCatalog) -> str:
-    instructions = await _request_upload(http, catalog)
-    stored = await upload_to_storage(http, instructions, b"not really a video")
-    assert stored.status in {200, 201, 204}
-    return str(instructions["signatures"]["key"])
-
-
-async def _unprocessed(http: aiohttp.ClientSession, catalog: LoneCatalog) -> list[dict[str, Any]]:
-    async with http.get(f"{catalog.url}/video/my/", headers=catalog.headers()) as response:
-        assert response.status == 200
-        return list((await response.json())["unprocessed_videos"])
 
 
 def _minio_notification(bucket: str, key: str, size: int) -> bytes:
@@ -131,8 +48,8 @@ def _minio_notification(bucket: str, key: str, size: int) -> bytes:
 async def test_reconciler_finds_an_upload_without_notifications(
     http: aiohttp.ClientSession, catalog: LoneCatalog
 ) -> None:
-    key = await _upload(http, catalog)
-    [pending] = await _unprocessed(http, catalog)
+    key = await upload(http, catalog)
+    [pending] = await unprocessed(http, catalog)
     assert "failure_reason" not in pending
 
     report = await catalog.app[RECONCILER].run_once()
@@ -145,13 +62,13 @@ async def test_reconciler_finds_an_upload_without_notifications(
     again = await catalog.app[RECONCILER].run_once()
     assert again.arrived == 0
     assert await catalog.uploaded_events() == []
-    assert len(await _unprocessed(http, catalog)) == 1
+    assert len(await unprocessed(http, catalog)) == 1
 
 
 async def test_notification_and_reconciler_converge_on_one_event(
     http: aiohttp.ClientSession, catalog: LoneCatalog, stores: StoreEndpoints
 ) -> None:
-    key = await _upload(http, catalog)
+    key = await upload(http, catalog)
     bucket = catalog.settings.s3_bucket
     queue = f"{catalog.settings.amqp_queue_prefix}.catalog.storage-events"
     exchange = await catalog.channel.get_exchange(catalog.settings.storage_events_exchange)
@@ -173,19 +90,19 @@ async def test_notification_and_reconciler_converge_on_one_event(
 async def test_delete_while_processing_is_425(
     http: aiohttp.ClientSession, catalog: LoneCatalog
 ) -> None:
-    key = await _upload(http, catalog)
+    key = await upload(http, catalog)
     await catalog.app[RECONCILER].run_once()
     hash_id = key.removeprefix("incoming/")
     async with http.delete(f"{catalog.url}/video/my/{hash_id}", headers=catalog.headers()) as r:
         assert r.status == 425
         assert "still being processed" in (await r.json())["detail"]
-    assert len(await _unprocessed(http, catalog)) == 1
+    assert len(await unprocessed(http, catalog)) == 1
 
 
 async def test_expired_pending_uploads_are_dropped(
     http: aiohttp.ClientSession, catalog: LoneCatalog, stores: StoreEndpoints
 ) -> None:
-    instructions = await _request_upload(http, catalog)  # never uploaded
+    instructions = await request_upload(http, catalog)  # never uploaded
     hash_id = str(instructions["signatures"]["key"]).removeprefix("incoming/")
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stores.mongo_url)
     try:
@@ -198,5 +115,5 @@ async def test_expired_pending_uploads_are_dropped(
         await client.close()
     report = await catalog.app[RECONCILER].run_once()
     assert report.expired == 1
-    assert await _unprocessed(http, catalog) == []
+    assert await unprocessed(http, catalog) == []
     assert await catalog.uploaded_events() == []

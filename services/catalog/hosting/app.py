@@ -66,7 +66,13 @@ def _hosting_context(settings: CatalogSettings) -> CleanupContext:
         )
         app[HOSTING_SERVICE] = hosting
         app[HOSTING_OUTBOX] = outbox
-        app[RECONCILER] = UploadReconciler(storage, videos, hosting, orphan_age=policy.upload_ttl)
+        app[RECONCILER] = UploadReconciler(
+            storage,
+            videos,
+            hosting,
+            orphan_age=policy.upload_ttl,
+            failed_source_retention=timedelta(seconds=settings.failed_source_retention_seconds),
+        )
         await broker.consume(video_results_subscription(hosting))
         await broker.consume(
             storage_events_subscription(

@@ -57,6 +57,9 @@ class Video:
     #: The transcoder's latest report while processing: fraction done and seconds to go.
     progress: float | None = None
     eta_seconds: float | None = None
+    #: 1, then one more with each retry.
+    attempt: int = 1
+    failed_at: datetime | None = None
 
     @property
     def object_keys(self) -> list[str]:
@@ -87,6 +90,8 @@ class Video:
             failure_code=doc.get("failure_code"),
             progress=doc.get("progress"),
             eta_seconds=doc.get("eta_seconds"),
+            attempt=doc.get("attempt", 1),
+            failed_at=doc.get("failed_at"),
         )
 
 
@@ -158,12 +163,16 @@ class VideoRepository:
         changes: Mapping[str, Any] | None = None,
         events: list[Envelope] | None = None,
         owner: str | None = None,
+        attempt: int | None = None,
     ) -> Video | None:
-        """Move a video between states; `None` if it was not in `from_status` (no-op)."""
+        """Move a video between states; `None` if it was not in `from_status` (no-op),
+        or, given `attempt`, was at another attempt (a late result of an earlier one)."""
         allowed = from_status if isinstance(from_status, tuple) else (from_status,)
         query: dict[str, Any] = {"_id": hash_id}
         if owner is not None:
             query["user_id"] = owner
+        if attempt is not None:
+            query |= _at_attempt(attempt)
         doc = await guarded_transition(
             self.collection,
             query,
@@ -175,13 +184,14 @@ class VideoRepository:
         return Video.from_document(doc) if doc else None
 
     async def record_progress(
-        self, hash_id: str, fraction: float, eta_seconds: float | None, at: datetime
+        self, hash_id: str, attempt: int, fraction: float, eta_seconds: float | None, at: datetime
     ) -> None:
-        """Keep the latest report of a processing video; fractions only grow (a late or
-        repeated report changes nothing)."""
+        """Keep the latest report of a video processing at `attempt`; fractions only grow
+        (a late or repeated report changes nothing)."""
         await self.collection.update_one(
             {
                 "_id": hash_id,
+                **_at_attempt(attempt),
                 "status": VideoStatus.PROCESSING.value,
                 "$or": [{"progress": None}, {"progress": {"$lt": fraction}}],
             },
@@ -239,9 +249,27 @@ class VideoRepository:
         )
         return [Video.from_document(doc) async for doc in cursor]
 
+    async def failed_upload_keys(self, keys: list[str], failed_before: datetime) -> list[str]:
+        """Of these upload keys, those of videos that failed before `failed_before`."""
+        cursor = self.collection.find(
+            {
+                "upload_key": {"$in": keys},
+                "status": VideoStatus.FAILED.value,
+                "failed_at": {"$lt": failed_before},
+            },
+            {"upload_key": 1},
+        )
+        return [doc["upload_key"] async for doc in cursor]
+
     async def purge_tombstones(self) -> int:
         """Remove deleted videos whose `video.deleted` event has been published."""
         result = await self.collection.delete_many(
             {"status": VideoStatus.DELETED.value, OUTBOX_FIELD: {"$size": 0}}
         )
         return result.deleted_count
+
+
+def _at_attempt(attempt: int) -> dict[str, Any]:
+    """The filter of a video at `attempt`; videos stored before retries existed have no
+    `attempt` and are at the first."""
+    return {"attempt": attempt} if attempt > 1 else {"attempt": {"$in": [1, None]}}

@@ -98,6 +98,14 @@ async def delete_video(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+@routes.post("/video/my/{hash_id}/retry")
+async def retry_video(request: web.Request) -> web.Response:
+    video = await request.app[HOSTING_SERVICE].retry(
+        require_user(request), request.match_info["hash_id"], correlation_id=request[REQUEST_ID]
+    )
+    return json_response(UnprocessedVideo.of(video), status=202)
+
+
 @routes.get("/video/explore/")
 async def explore(request: web.Request) -> web.Response:
     query = parse(ExploreQuery, dict(request.query), "query")

@@ -20,8 +20,10 @@ import structlog
 from services.catalog.errors import (
     InvalidUploadRequest,
     StillProcessing,
+    UploadGone,
     UserNotFound,
     VideoIsPrivate,
+    VideoNotFailed,
     VideoNotFound,
 )
 from services.catalog.hosting.cursor import CursorCodec, PagePosition
@@ -159,16 +161,7 @@ class HostingService:
         video = await self._videos.get(hash_id)
         if video is None or video.status is not VideoStatus.PENDING:
             return None
-        event = Envelope.wrap(
-            VideoUploaded(
-                video_id=video.hash_id,
-                user_id=video.user_id,
-                object_key=video.upload_key,
-                file_name=video.file_name,
-                content_type=video.content_type,
-            ),
-            correlation_id=correlation_id,
-        )
+        event = self._uploaded(video, video.attempt, correlation_id)
         moved = await self._videos.transition(
             hash_id,
             from_status=VideoStatus.PENDING,
@@ -198,6 +191,7 @@ class HostingService:
                 "progress": 1.0,
                 "eta_seconds": 0.0,
             },
+            attempt=event.attempt,
         )
 
     async def failed(self, event: VideoFailed) -> None:
@@ -208,14 +202,48 @@ class HostingService:
             changes={
                 "failure_reason": event.failure_reason,
                 "failure_code": event.failure_code,
+                "failed_at": datetime.now(UTC),
                 "eta_seconds": None,
             },
+            attempt=event.attempt,
         )
 
     async def progressed(self, event: JobProgressed) -> None:
         await self._videos.record_progress(
-            event.id, event.fraction, event.eta_seconds, datetime.now(UTC)
+            event.id, event.attempt, event.fraction, event.eta_seconds, datetime.now(UTC)
         )
+
+    async def retry(self, user_id: str, hash_id: str, *, correlation_id: str | None) -> Video:
+        """Process a failed upload again, from the file it kept (a new attempt)."""
+        video = await self._videos.get(hash_id)
+        if video is None or video.user_id != user_id:
+            raise VideoNotFound
+        if video.status is not VideoStatus.FAILED:
+            raise VideoNotFailed(
+                f"Only a failed video can be retried; this one is {video.status.value}"
+            )
+        if not await self._storage.exists(video.upload_key):
+            raise UploadGone
+        attempt = video.attempt + 1
+        retried = await self._videos.transition(
+            hash_id,
+            from_status=VideoStatus.FAILED,
+            to_status=VideoStatus.PROCESSING,
+            changes={
+                "attempt": attempt,
+                "failure_reason": None,
+                "failure_code": None,
+                "failed_at": None,
+                "progress": None,
+                "eta_seconds": None,
+            },
+            events=[self._uploaded(video, attempt, correlation_id)],
+            owner=user_id,
+        )
+        if retried is None:  # retried (or deleted) concurrently
+            raise VideoNotFailed("Only a failed video can be retried")
+        await self._publish(hash_id)
+        return retried
 
     async def expire_pending(self, video: Video) -> bool:
         """Drop a pending upload whose instructions ran out (no file ever arrived)."""
@@ -308,6 +336,20 @@ class HostingService:
             return False
         await self._publish(video.hash_id)
         return True
+
+    @staticmethod
+    def _uploaded(video: Video, attempt: int, correlation_id: str | None) -> Envelope:
+        return Envelope.wrap(
+            VideoUploaded(
+                video_id=video.hash_id,
+                user_id=video.user_id,
+                object_key=video.upload_key,
+                file_name=video.file_name,
+                content_type=video.content_type,
+                attempt=attempt,
+            ),
+            correlation_id=correlation_id,
+        )
 
     async def _publish(self, hash_id: str) -> None:
         await self._outbox.publish_soon(hash_id)

@@ -3,8 +3,9 @@ without notifications, and cleans up what uploads leave behind.
 
 One listing per round, whatever the number of pending uploads: the listing is
 matched against the pending videos in one query. `incoming/` holds only uploads
-that were not processed yet (the transcoder removes an upload once it is done
-with it), so the listing stays small.
+that were not processed yet (the transcoder removes an upload once it processed it)
+and failed ones, kept for a retry until their retention runs out, so the listing
+stays small.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class ReconcileReport:
     expired: int
     orphans_removed: int
     tombstones_purged: int
+    failed_sources_removed: int
 
 
 class UploadReconciler:
@@ -38,11 +40,13 @@ class UploadReconciler:
         hosting: HostingService,
         *,
         orphan_age: timedelta,
+        failed_source_retention: timedelta,
     ) -> None:
         self._storage = storage
         self._videos = videos
         self._hosting = hosting
         self._orphan_age = orphan_age
+        self._failed_source_retention = failed_source_retention
 
     async def run_once(self) -> ReconcileReport:
         now = datetime.now(UTC)
@@ -65,8 +69,13 @@ class UploadReconciler:
             if key not in known and now - stored.last_modified > self._orphan_age
         ]
         await self._storage.remove(orphans)
+        # Failed uploads keep their file for a retry, for a while.
+        retired = await self._videos.failed_upload_keys(
+            list(objects), failed_before=now - self._failed_source_retention
+        )
+        await self._storage.remove(retired)
         report = ReconcileReport(
-            arrived, expired, len(orphans), await self._videos.purge_tombstones()
+            arrived, expired, len(orphans), await self._videos.purge_tombstones(), len(retired)
         )
         if any(vars(report).values()):
             log.info("upload reconciler", **vars(report))
