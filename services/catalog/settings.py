@@ -37,6 +37,15 @@ class CatalogSettings(KinoSettings, MongoSettings, BrokerSettings, StorageSettin
     upload_policy_ttl_seconds: int = Field(default=3600, ge=60)
     #: How often the upload reconciler lists the incoming prefix.
     upload_reconcile_interval_seconds: float = Field(default=5.0, gt=0)
+    #: A job the transcoder started that reports no progress for this long is lost: it
+    #: is queued again once, then failed `stalled`.
+    job_stall_seconds: float = Field(default=300.0, gt=0)
+
+    @property
+    def stall_sweep_interval_seconds(self) -> float:
+        """Stalls are found within a quarter of the stall time (at most a minute late)."""
+        return min(max(self.job_stall_seconds / 4, 0.25), 60.0)
+
     #: How long a failed upload keeps its file (for `POST /video/my/{hash_id}/retry`).
     failed_source_retention_seconds: int = Field(default=7 * 24 * 3600, ge=0)
     #: Lifetime of presigned watch and thumbnail URLs.

@@ -67,6 +67,7 @@ async def catalog(
         amqp_queue_prefix=prefix,
         storage_events_exchange=storage_exchange,
         upload_reconcile_interval_seconds=3600,  # the test runs the reconciler itself
+        job_stall_seconds=1,  # jobs a test starts and leaves silent stall at once
         mongo_db=f"kino_catalog_{prefix}".replace("-", "_"),
     )
     for name in ("users", "video-results", "storage-events", "trim-results"):

@@ -34,6 +34,14 @@ def add_hosting(app: web.Application, settings: CatalogSettings) -> None:
             lambda app: app[RECONCILER].run_once(),
         )
     )
+    stall = timedelta(seconds=settings.job_stall_seconds)
+    app.cleanup_ctx.append(
+        periodic_task_context(
+            "hosting-stall-sweep",
+            settings.stall_sweep_interval_seconds,
+            lambda app: app[HOSTING_SERVICE].sweep_stalled(stall),
+        )
+    )
     app.cleanup_ctx.append(outbox_sweep_context("hosting", HOSTING_OUTBOX))
     app.add_routes(routes)
 

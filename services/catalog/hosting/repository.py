@@ -60,6 +60,8 @@ class Video:
     #: 1, then one more with each retry.
     attempt: int = 1
     failed_at: datetime | None = None
+    #: Its job stalled once and was queued again (the next stall fails it).
+    stall_requeued: bool = False
 
     @property
     def object_keys(self) -> list[str]:
@@ -92,6 +94,7 @@ class Video:
             eta_seconds=doc.get("eta_seconds"),
             attempt=doc.get("attempt", 1),
             failed_at=doc.get("failed_at"),
+            stall_requeued=doc.get("stall_requeued", False),
         )
 
 
@@ -122,6 +125,8 @@ class VideoRepository:
             ]
         )
         await self.collection.create_index([("user_id", ASCENDING), ("upload_time", DESCENDING)])
+        # the stall sweeper: processing videos by their last report
+        await self.collection.create_index([("status", ASCENDING), ("progress_at", ASCENDING)])
         # the reconciler: pending uploads by expiry, and listed objects by key
         await self.collection.create_index(
             [("status", ASCENDING), ("upload_expires_at", ASCENDING)]
@@ -242,6 +247,33 @@ class VideoRepository:
     async def known_upload_keys(self, keys: list[str]) -> set[str]:
         cursor = self.collection.find({"upload_key": {"$in": keys}}, {"upload_key": 1})
         return {doc["upload_key"] async for doc in cursor}
+
+    async def stalled(self, cutoff: datetime) -> list[Video]:
+        """Processing videos whose worker reported nothing since `cutoff` (only those a
+        worker started: a video still waiting in the queue has no `progress_at`)."""
+        cursor = self.collection.find(
+            {"status": VideoStatus.PROCESSING.value, "progress_at": {"$lt": cutoff}}
+        )
+        return [Video.from_document(doc) async for doc in cursor]
+
+    async def requeue_stalled(
+        self, video: Video, cutoff: datetime, now: datetime, event: Envelope
+    ) -> bool:
+        """Queue a stalled video's job again, once (its lease starts over)."""
+        moved = await guarded_transition(
+            self.collection,
+            {
+                "_id": video.hash_id,
+                **_at_attempt(video.attempt),
+                "progress_at": {"$lt": cutoff},
+                "stall_requeued": {"$ne": True},
+            },
+            from_status=[VideoStatus.PROCESSING.value],
+            to_status=VideoStatus.PROCESSING.value,
+            changes={"stall_requeued": True, "progress_at": now},
+            events=[event],
+        )
+        return moved is not None
 
     async def expired_pending(self, now: datetime) -> list[Video]:
         cursor = self.collection.find(

@@ -31,6 +31,7 @@ from services.catalog.hosting.repository import HashIdTaken, Video, VideoReposit
 from services.catalog.users import UserDirectory
 from shared.events import (
     Envelope,
+    FailureCode,
     JobProgressed,
     VideoDeleted,
     VideoFailed,
@@ -44,6 +45,7 @@ from shared.storage import Storage, UploadForm
 log = structlog.get_logger(__name__)
 
 MAX_FILE_NAME_BYTES = 255
+STALLED_REASON = "processing stopped making progress"
 _FORBIDDEN_NAME_CHARACTERS = frozenset("/\\")
 
 
@@ -213,6 +215,37 @@ class HostingService:
             event.id, event.attempt, event.fraction, event.eta_seconds, datetime.now(UTC)
         )
 
+    async def sweep_stalled(self, stall: timedelta) -> int:
+        """Treat started jobs silent for `stall` as lost: queue each again once, then fail
+        it `stalled`. Returns how many were requeued or failed."""
+        now = datetime.now(UTC)
+        cutoff = now - stall
+        swept = 0
+        for video in await self._videos.stalled(cutoff):
+            if not video.stall_requeued:
+                event = self._uploaded(video, video.attempt, correlation_id=None)
+                if await self._videos.requeue_stalled(video, cutoff, now, event):
+                    log.warning("stalled job queued again", video_id=video.hash_id)
+                    await self._publish(video.hash_id)
+                    swept += 1
+                continue
+            failed = await self._videos.transition(
+                video.hash_id,
+                from_status=VideoStatus.PROCESSING,
+                to_status=VideoStatus.FAILED,
+                changes={
+                    "failure_reason": STALLED_REASON,
+                    "failure_code": FailureCode.STALLED,
+                    "failed_at": now,
+                    "eta_seconds": None,
+                },
+                attempt=video.attempt,
+            )
+            if failed is not None:
+                log.warning("stalled job failed", video_id=video.hash_id)
+                swept += 1
+        return swept
+
     async def retry(self, user_id: str, hash_id: str, *, correlation_id: str | None) -> Video:
         """Process a failed upload again, from the file it kept (a new attempt)."""
         video = await self._videos.get(hash_id)
@@ -236,6 +269,8 @@ class HostingService:
                 "failed_at": None,
                 "progress": None,
                 "eta_seconds": None,
+                "progress_at": None,
+                "stall_requeued": False,
             },
             events=[self._uploaded(video, attempt, correlation_id)],
             owner=user_id,

@@ -14,7 +14,7 @@ from services.catalog.trimming.repository import TrimRepository
 from services.catalog.trimming.routes import routes
 from services.catalog.trimming.service import TrimmingService
 from shared.keys import BROKER, MONGO_DB, STORAGE
-from shared.lifecycle import CleanupContext, outbox_sweep_context
+from shared.lifecycle import CleanupContext, outbox_sweep_context, periodic_task_context
 from shared.outbox import OutboxRelay
 
 
@@ -22,6 +22,14 @@ def add_trimming(app: web.Application, settings: CatalogSettings) -> None:
     """Serve the trimming API from `app` (which already holds Mongo, the broker and
     storage)."""
     app.cleanup_ctx.append(_trimming_context(settings))
+    stall = timedelta(seconds=settings.job_stall_seconds)
+    app.cleanup_ctx.append(
+        periodic_task_context(
+            "trimming-stall-sweep",
+            settings.stall_sweep_interval_seconds,
+            lambda app: app[TRIMMING_SERVICE].sweep_stalled(stall),
+        )
+    )
     app.cleanup_ctx.append(outbox_sweep_context("trimming", TRIMMING_OUTBOX))
     app.add_routes(routes)
 

@@ -47,6 +47,8 @@ class TrimJob:
     failure_code: str | None = None
     clip_key: str | None = None
     clip_duration_seconds: float | None = None
+    #: Its job stalled once and was queued again (the next stall fails it).
+    stall_requeued: bool = False
     #: The transcoder's latest report while processing: fraction done and seconds to go.
     progress: float | None = None
     eta_seconds: float | None = None
@@ -70,6 +72,7 @@ class TrimJob:
             clip_duration_seconds=doc.get("clip_duration_seconds"),
             progress=doc.get("progress"),
             eta_seconds=doc.get("eta_seconds"),
+            stall_requeued=doc.get("stall_requeued", False),
         )
 
 
@@ -82,6 +85,8 @@ class TrimRepository:
         await self.collection.create_index(
             [("user_id", ASCENDING), ("status", ASCENDING), ("created_at", DESCENDING)]
         )
+        # the stall sweeper: processing requests by their last report
+        await self.collection.create_index([("status", ASCENDING), ("progress_at", ASCENDING)])
 
     async def insert(self, job: TrimJob, events: list[Envelope]) -> None:
         await self.collection.insert_one(
@@ -113,6 +118,32 @@ class TrimRepository:
             query["status"] = status.value
         cursor = self.collection.find(query).sort("created_at", DESCENDING)
         return [TrimJob.from_document(doc) async for doc in cursor]
+
+    async def stalled(self, cutoff: datetime) -> list[TrimJob]:
+        """Processing requests whose worker reported nothing since `cutoff`."""
+        cursor = self.collection.find(
+            {"status": TrimStatus.PROCESSING.value, "progress_at": {"$lt": cutoff}}
+        )
+        return [TrimJob.from_document(doc) async for doc in cursor]
+
+    async def requeue_stalled(
+        self, job: TrimJob, cutoff: datetime, now: datetime, event: Envelope
+    ) -> bool:
+        """Queue a stalled request's job again, once (its lease starts over)."""
+        moved = await guarded_transition(
+            self.collection,
+            {
+                "_id": ObjectId(job.trim_id),
+                "attempt": job.attempt,
+                "progress_at": {"$lt": cutoff},
+                "stall_requeued": {"$ne": True},
+            },
+            from_status=[TrimStatus.PROCESSING.value],
+            to_status=TrimStatus.PROCESSING.value,
+            changes={"stall_requeued": True, "progress_at": now, "updated_at": now},
+            events=[event],
+        )
+        return moved is not None
 
     async def record_progress(
         self, trim_id: str, attempt: int, fraction: float, eta_seconds: float | None

@@ -12,13 +12,26 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
+import structlog
+
 from services.catalog.errors import RequestNotFailed, TrimRequestNotFound, UploadTooLarge
 from services.catalog.trimming.repository import TrimJob, TrimRepository, TrimStatus
-from shared.events import Envelope, JobProgressed, TrimCompleted, TrimFailed, TrimRequested
+from shared.events import (
+    Envelope,
+    FailureCode,
+    JobProgressed,
+    TrimCompleted,
+    TrimFailed,
+    TrimRequested,
+)
 from shared.mongo import document_id, new_id
 from shared.object_keys import source_key
 from shared.outbox import OutboxRelay
 from shared.storage import Storage
+
+log = structlog.get_logger(__name__)
+
+STALLED_REASON = "processing stopped making progress"
 
 
 @dataclass(frozen=True)
@@ -149,6 +162,8 @@ class TrimmingService:
                 "failure_code": None,
                 "progress": None,
                 "eta_seconds": None,
+                "progress_at": None,
+                "stall_requeued": False,
             },
             events=[self._requested(job, attempt, correlation_id)],
             owner=user_id,
@@ -158,6 +173,37 @@ class TrimmingService:
         await self._publish(trim_id)
         return restarted
 
+    async def sweep_stalled(self, stall: timedelta) -> int:
+        """Treat started jobs silent for `stall` as lost: queue each again once, then fail
+        it `stalled`. Returns how many were requeued or failed."""
+        now = datetime.now(UTC)
+        cutoff = now - stall
+        swept = 0
+        for job in await self._trims.stalled(cutoff):
+            if not job.stall_requeued:
+                event = self._requested(job, job.attempt, correlation_id=None)
+                if await self._trims.requeue_stalled(job, cutoff, now, event):
+                    log.warning("stalled trim queued again", trim_id=job.trim_id)
+                    await self._publish(job.trim_id)
+                    swept += 1
+                continue
+            failed = await self._trims.transition(
+                job.trim_id,
+                attempt=job.attempt,
+                from_status=(TrimStatus.PROCESSING,),
+                to_status=TrimStatus.FAILED,
+                changes={
+                    "failure_reason": STALLED_REASON,
+                    "failure_code": FailureCode.STALLED,
+                    "progress": None,
+                    "eta_seconds": None,
+                },
+            )
+            if failed is not None:
+                log.warning("stalled trim failed", trim_id=job.trim_id)
+                swept += 1
+        return swept
+
     # -- results from the transcoder -------------------------------------------
 
     async def started(self, event: JobProgressed) -> None:
@@ -166,7 +212,7 @@ class TrimmingService:
             attempt=event.attempt,
             from_status=(TrimStatus.SCHEDULED,),
             to_status=TrimStatus.PROCESSING,
-            changes={"progress": 0.0},
+            changes={"progress": 0.0, "progress_at": datetime.now(UTC)},
         )
 
     async def progressed(self, event: JobProgressed) -> None:
