@@ -54,8 +54,11 @@ E = TypeVar("E", bound=Event)
 Handler = Callable[[E, Envelope], Awaitable[None]]
 
 ATTEMPT_HEADER = "x-kino-attempt"
-#: Set by quorum queues on a redelivered message: the deliveries that ended without an ack.
+#: Set by quorum queues on a redelivered message: the deliveries that ended without an
+#: ack. RabbitMQ 4 no longer counts a consumer that went away there, but in
+#: `x-acquired-count`; both are read (only 3.10 is tested here).
 DELIVERY_COUNT_HEADER = "x-delivery-count"
+ACQUIRED_COUNT_HEADER = "x-acquired-count"
 SHUTDOWN_STEP_SECONDS = 5.0
 #: Delays between attempts to open the channels again after a reconnect.
 RESTORE_FIRST_DELAY_SECONDS = 0.5
@@ -579,7 +582,8 @@ def _ensure_known(envelope: Envelope) -> None:
 def _copy(message: AbstractIncomingMessage, extra_headers: dict[str, Any]) -> aio_pika.Message:
     """A persistent copy of a consumed message, for another queue (a new message: the
     broker's delivery count does not carry over)."""
-    headers = {k: v for k, v in (message.headers or {}).items() if k != DELIVERY_COUNT_HEADER}
+    counts = {DELIVERY_COUNT_HEADER, ACQUIRED_COUNT_HEADER}
+    headers = {k: v for k, v in (message.headers or {}).items() if k not in counts}
     return aio_pika.Message(
         message.body,
         headers={**headers, **extra_headers},
@@ -617,8 +621,9 @@ def _envelope_of(message: AbstractIncomingMessage) -> Envelope | None:
 
 def _deaths(message: AbstractIncomingMessage) -> int:
     """Deliveries of this message that ended without an ack (quorum queues count them)."""
-    value = (message.headers or {}).get(DELIVERY_COUNT_HEADER, 0)
-    return value if isinstance(value, int) and value >= 0 else 0
+    headers = message.headers or {}
+    counts = [headers.get(name) for name in (DELIVERY_COUNT_HEADER, ACQUIRED_COUNT_HEADER)]
+    return max((c for c in counts if isinstance(c, int) and c >= 0), default=0)
 
 
 def _attempt(message: AbstractIncomingMessage) -> int:
