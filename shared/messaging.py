@@ -112,9 +112,9 @@ class JobQueue:
     #: Deliveries a job may die on (consumer gone without an ack) before it is given up.
     delivery_limit: int
     give_up: GiveUp
-    #: The name of the classic queue this one replaces; what it (and its retry queue and
-    #: DLQ) still holds is moved over at start, then it is deleted.
-    legacy_name: str | None = None
+    #: The names of the queues this one replaces; what they (and their retry queues and
+    #: DLQs) still hold is moved over at start, then they are deleted.
+    legacy_names: tuple[str, ...] = ()
 
 
 @dataclass
@@ -315,9 +315,8 @@ class Broker:
         consumer = _Consumer(subscription, self.queue_names(subscription))
         await self._start(consumer)
         self._consumers.append(consumer)
-        job = subscription.job
-        if job is not None and job.legacy_name is not None:
-            legacy = QueueNames.of(self._settings.amqp_queue_prefix, self._service, job.legacy_name)
+        for legacy_name in subscription.job.legacy_names if subscription.job else ():
+            legacy = QueueNames.of(self._settings.amqp_queue_prefix, self._service, legacy_name)
             await self._adopt_legacy_queues(subscription, legacy, consumer.names)
         log.info("consuming", queue=consumer.names.main, events=sorted(subscription.routes))
         return consumer.names

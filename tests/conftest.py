@@ -144,8 +144,7 @@ def stack(
         ("catalog", "video-results"),
         ("catalog", "storage-events"),
         ("catalog", "trim-results"),
-        ("transcoder", "video-jobs"),
-        ("transcoder", "trim-jobs"),
+        ("transcoder", "jobs"),
     ):
         main = f"{namespace}.{service}.{subscription}"
         amqp_cleanup.extend([main, f"{main}.retry", f"{main}.dlq"])

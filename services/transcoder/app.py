@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from services.transcoder.consumers import trim_subscription, video_subscription
+from services.transcoder.consumers import job_subscription
 from services.transcoder.media.lanes import PlaybackProfile
 from services.transcoder.media.probe import MediaLimits
 from services.transcoder.service import MediaJobs, MediaSettings
@@ -50,9 +50,9 @@ def create_app(settings: TranscoderSettings) -> web.Application:
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="media")
         jobs = MediaJobs(app[STORAGE], executor, media_settings(settings))
         broker = app[BROKER]
-        limit = settings.job_delivery_limit
-        await broker.consume(video_subscription(jobs, broker, delivery_limit=limit))
-        await broker.consume(trim_subscription(jobs, broker, delivery_limit=limit))
+        await broker.consume(
+            job_subscription(jobs, broker, delivery_limit=settings.job_delivery_limit)
+        )
         yield
         # Finish (or give back) the current job before its executor goes away.
         await broker.stop_consuming(settings.shutdown_grace_seconds)

@@ -1,11 +1,13 @@
 """Event edges of the transcoder: thin handlers over `MediaJobs`.
 
-Both job queues are quorum queues with a delivery limit (`shared.messaging.JobQueue`):
-a job whose worker died on every delivery the limit allows, whose retries are spent, or
-whose message cannot be read is given up, and its failure is published here (with a
-`FailureCode`) before the message goes to the DLQ, so catalog marks it failed. They
-replace the classic queues `videos` and `trims` of earlier versions, which are drained
-into them at start.
+Every job arrives on one queue, `jobs`, which the worker takes one message at a time
+(prefetch 1): a worker never holds a job it is not running, so a job is only charged a
+delivery when its own run dies. The queue is a quorum queue with a delivery limit
+(`shared.messaging.JobQueue`): a job whose worker died on every delivery the limit
+allows, whose retries are spent, or whose message cannot be read is given up, and its
+failure is published here (with a `FailureCode`) before the message goes to the DLQ,
+so catalog marks it failed. It replaces the queues of earlier versions (`videos` and
+`trims`, classic; `video-jobs` and `trim-jobs`), which are drained into it at start.
 """
 
 from __future__ import annotations
@@ -17,11 +19,14 @@ from services.transcoder.service import MediaJobs
 from shared.events import Envelope, TrimRequested, VideoDeleted, VideoProcessed, VideoUploaded
 from shared.messaging import Broker, GivenUp, GiveUp, JobQueue, Subscription
 
+LEGACY_QUEUES = ("videos", "trims", "video-jobs", "trim-jobs")
 
-def video_subscription(jobs: MediaJobs, broker: Broker, *, delivery_limit: int) -> Subscription:
+
+def job_subscription(jobs: MediaJobs, broker: Broker, *, delivery_limit: int) -> Subscription:
     subscription = Subscription(
-        "video-jobs",
-        job=JobQueue(delivery_limit, _give_up(jobs, broker), legacy_name="videos"),
+        "jobs",
+        prefetch=1,
+        job=JobQueue(delivery_limit, _give_up(jobs, broker), legacy_names=LEGACY_QUEUES),
     )
 
     @subscription.on(VideoUploaded)
@@ -35,19 +40,6 @@ def video_subscription(jobs: MediaJobs, broker: Broker, *, delivery_limit: int) 
         if isinstance(result, VideoProcessed):
             await jobs.discard_upload(event)
 
-    @subscription.on(VideoDeleted)
-    async def video_deleted(event: VideoDeleted, _: Envelope) -> None:
-        await jobs.delete_video(event)
-
-    return subscription
-
-
-def trim_subscription(jobs: MediaJobs, broker: Broker, *, delivery_limit: int) -> Subscription:
-    subscription = Subscription(
-        "trim-jobs",
-        job=JobQueue(delivery_limit, _give_up(jobs, broker), legacy_name="trims"),
-    )
-
     @subscription.on(TrimRequested)
     async def trim_requested(event: TrimRequested, envelope: Envelope) -> None:
         publish = partial(broker.publish, correlation_id=envelope.correlation_id)
@@ -56,6 +48,10 @@ def trim_subscription(jobs: MediaJobs, broker: Broker, *, delivery_limit: int) -
         result = await jobs.trim(event, progress.report)
         await progress.settled()
         await publish(result)
+
+    @subscription.on(VideoDeleted)
+    async def video_deleted(event: VideoDeleted, _: Envelope) -> None:
+        await jobs.delete_video(event)
 
     return subscription
 

@@ -64,8 +64,7 @@ def test_the_deployed_command_becomes_ready(
         "video-results",
         "storage-events",
         "trim-results",
-        "video-jobs",
-        "trim-jobs",
+        "jobs",
     ):
         for owner in ("catalog", "transcoder"):
             amqp_cleanup.extend(f"{prefix}.{owner}.{name}{s}" for s in ("", ".retry", ".dlq"))

@@ -42,7 +42,7 @@ from services.auth.token_issuer import generate_private_key_pem
 from services.catalog.hosting.storage_notifications import storage_events_source
 from services.catalog.settings import CatalogSettings
 from services.gateway.settings import GatewaySettings
-from services.transcoder.consumers import trim_subscription, video_subscription
+from services.transcoder.consumers import job_subscription
 from services.transcoder.settings import TranscoderSettings
 from shared.config import DEV_SECRET_MARKER
 from tests.deploy.k8s_manifests import (
@@ -470,12 +470,9 @@ def test_keda_scales_the_transcoder_on_its_queues() -> None:
     assert scaled["minReplicaCount"] == 1
     prefix = config_map(objects)["KINO_AMQP_QUEUE_PREFIX"]
     unused = cast(Any, None)
-    subscriptions = [
-        video_subscription(unused, unused, delivery_limit=1),
-        trim_subscription(unused, unused, delivery_limit=1),
-    ]
-    expected = {f"{prefix}.transcoder.{s.name}" for s in subscriptions}
-    assert expected == {"kino.transcoder.video-jobs", "kino.transcoder.trim-jobs"}
+    subscription = job_subscription(unused, unused, delivery_limit=1)
+    expected = {f"{prefix}.transcoder.{subscription.name}"}
+    assert expected == {"kino.transcoder.jobs"}
     triggers = scaled["triggers"]
     assert {t["metadata"]["queueName"] for t in triggers} == expected
     for trigger in triggers:

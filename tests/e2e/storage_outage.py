@@ -30,8 +30,7 @@ SUBSCRIPTIONS = (
     ("catalog", "video-results"),
     ("catalog", "storage-events"),
     ("catalog", "trim-results"),
-    ("transcoder", "video-jobs"),
-    ("transcoder", "trim-jobs"),
+    ("transcoder", "jobs"),
 )
 
 

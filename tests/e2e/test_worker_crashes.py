@@ -106,8 +106,7 @@ async def crash_stack(
         ("catalog", "video-results"),
         ("catalog", "storage-events"),
         ("catalog", "trim-results"),
-        ("transcoder", "video-jobs"),
-        ("transcoder", "trim-jobs"),
+        ("transcoder", "jobs"),
     ):
         main = f"{prefix}.{service}.{subscription}"
         amqp_cleanup.extend([main, f"{main}.retry", f"{main}.dlq"])
@@ -265,12 +264,9 @@ async def ready_messages(stores: StoreEndpoints, queue: str) -> int:
         return int(declared.declaration_result.message_count or 0)
 
 
-async def dead_letters(stores: StoreEndpoints, stack: CrashStack) -> dict[str, int]:
-    """What each job queue's DLQ holds."""
-    return {
-        name: await ready_messages(stores, f"{stack.job_queue(name)}.dlq")
-        for name in ("video-jobs", "trim-jobs")
-    }
+async def dead_letters(stores: StoreEndpoints, stack: CrashStack) -> int:
+    """What the job queue's DLQ holds."""
+    return await ready_messages(stores, f"{stack.job_queue('jobs')}.dlq")
 
 
 def objects(s3: Minio, bucket: str, prefix: str) -> list[str]:
@@ -403,10 +399,7 @@ async def test_a_job_its_worker_died_on_every_delivery_fails_and_the_queue_moves
     assert len(job_events.starts(fatal)) == DELIVERY_LIMIT
     [given_up] = job_events.results(fatal)
     assert (given_up.type, given_up.data["failure_code"]) == ("trim.failed", "worker_crashed")
-    assert await dead_letters(stores, crash_stack) == {
-        **dead_before,
-        "trim-jobs": dead_before["trim-jobs"] + 1,
-    }
+    assert await dead_letters(stores, crash_stack) == dead_before + 1
     # The jobs behind it waited for it: each was taken only once it was given up.
     for request in behind:
         [start] = job_events.starts(request)
@@ -420,15 +413,6 @@ async def test_a_job_its_worker_died_on_every_delivery_fails_and_the_queue_moves
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: the transcoder consumes both job queues with prefetch 1 each but runs one job "
-        "at a time, so it holds a second job that waits (shown processing) and dies with the "
-        "first: charged a delivery, a job queued behind a poison job can end worker_crashed "
-        "without ever running"
-    ),
-)
 async def test_a_job_is_not_taken_while_another_runs(
     http: aiohttp.ClientSession,
     crash_stack: CrashStack,

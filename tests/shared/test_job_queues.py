@@ -49,7 +49,8 @@ class Jobs:
         async def give_up(envelope: Envelope | None, given_up: GivenUp) -> None:
             await self.given_up.put((envelope, given_up))
 
-        job = JobQueue(DELIVERY_LIMIT, give_up, legacy_name=self.legacy_name)
+        legacy = () if self.legacy_name is None else (self.legacy_name,)
+        job = JobQueue(DELIVERY_LIMIT, give_up, legacy_names=legacy)
         subscription = Subscription(self.name, job=job)
 
         @subscription.on(UserRegistered)

@@ -61,7 +61,7 @@ async def _worker(
 ) -> AsyncIterator[Worker]:
     prefix = f"shutdown-{uuid.uuid4().hex[:8]}"
     exchange_name = f"kino.{prefix}"
-    for name in ("video-jobs", "trim-jobs"):
+    for name in ("jobs",):
         amqp_cleanup.extend(f"{prefix}.transcoder.{name}{s}" for s in ("", ".retry", ".dlq"))
     port = free_port()
     process = spawn(
@@ -96,7 +96,7 @@ async def _worker(
             events = await channel.declare_queue(exclusive=True)
             for key in ("job.progressed", "trim.completed", "trim.failed"):
                 await events.bind(exchange, routing_key=key)
-            yield Worker(process, f"{prefix}.transcoder.trim-jobs", events, exchange, channel)
+            yield Worker(process, f"{prefix}.transcoder.jobs", events, exchange, channel)
             await channel.exchange_delete(exchange_name)
     finally:
         stop_all([process], grace=5)

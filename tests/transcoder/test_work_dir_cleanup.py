@@ -156,7 +156,7 @@ async def test_a_starting_transcoder_removes_what_a_killed_one_left(
     work_dir.mkdir()
     dead = killed_worker_dir(work_dir)
     prefix = f"workdirs-{uuid.uuid4().hex[:8]}"
-    for name in ("video-jobs", "trim-jobs"):
+    for name in ("jobs",):
         amqp_cleanup.extend(f"{prefix}.transcoder.{name}{s}" for s in ("", ".retry", ".dlq"))
     port = free_port()
 
