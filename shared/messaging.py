@@ -528,30 +528,35 @@ class Broker:
                 log.info("adopted a legacy queue", queue=old, into=new, messages=moved)
 
     async def _drain_queue(self, old: str, new: str, *, unbind: list[str]) -> int | None:
-        """Move `old`'s messages to `new` and delete `old`; None when `old` does not exist."""
+        """Move `old`'s messages to `new` and delete `old`; None when `old` does not exist.
+
+        Quorum queues refuse `queue.delete` with `if-unused`/`if-empty` (and the broker
+        closes the connection for it), so emptiness and consumers are checked by a
+        passive declare just before an unconditional delete.
+        """
         channel = aio_pika.Channel(
             self._connection_or_raise(), publisher_confirms=True, on_return_raises=True
         )
-        try:
-            async with channel:
-                try:
-                    queue = await channel.declare_queue(old, passive=True)
-                except aio_pika.exceptions.ChannelNotFoundEntity:
-                    return None
-                for routing_key in unbind:
-                    await queue.unbind(self._settings.amqp_exchange, routing_key)
-                moved = 0
-                while (message := await queue.get(no_ack=False, fail=False)) is not None:
-                    await channel.default_exchange.publish(
-                        _copy(message, {}), routing_key=new, mandatory=True
-                    )
-                    await message.ack()
-                    moved += 1
-                await queue.delete(if_unused=True, if_empty=True)
-                return moved
-        except aio_pika.exceptions.ChannelPreconditionFailed:
-            log.warning("legacy queue still in use; adopting it at the next start", queue=old)
-            return 0
+        async with channel:
+            try:
+                queue = await channel.declare_queue(old, passive=True)
+            except aio_pika.exceptions.ChannelNotFoundEntity:
+                return None
+            for routing_key in unbind:
+                await queue.unbind(self._settings.amqp_exchange, routing_key)
+            moved = 0
+            while (message := await queue.get(no_ack=False, fail=False)) is not None:
+                await channel.default_exchange.publish(
+                    _copy(message, {}), routing_key=new, mandatory=True
+                )
+                await message.ack()
+                moved += 1
+            state = (await channel.declare_queue(old, passive=True)).declaration_result
+            if state.consumer_count or state.message_count:
+                log.warning("legacy queue still in use; adopting it at the next start", queue=old)
+            else:
+                await channel.queue_delete(old)
+            return moved
 
     # -- helpers ---------------------------------------------------------------
 

@@ -151,9 +151,12 @@ async def test_an_unreadable_job_is_given_up_with_what_could_be_read(
     await rabbit.take_one(names.dead_letter)
 
 
-@pytest.fixture
-async def legacy(rabbit: RabbitView, amqp: AbstractConnection) -> QueueNames:
-    """The classic queues an earlier version declared, each holding one message."""
+@pytest.fixture(params=["classic", "quorum"])
+async def legacy(
+    rabbit: RabbitView, amqp: AbstractConnection, request: pytest.FixtureRequest
+) -> QueueNames:
+    """The queues an earlier version declared (its main queue classic, or quorum as the
+    transcoder's per-kind job queues were), each holding one message."""
     names = QueueNames.of(rabbit.settings.amqp_queue_prefix, SERVICE, f"old-{uuid.uuid4().hex[:6]}")
     rabbit.cleanup.extend([names.main, names.retry, names.dead_letter])
     channel = await amqp.channel(publisher_confirms=True)
@@ -170,11 +173,10 @@ async def legacy(rabbit: RabbitView, amqp: AbstractConnection) -> QueueNames:
             "x-dead-letter-routing-key": names.main,
         },
     )
-    main = await channel.declare_queue(
-        names.main,
-        durable=True,
-        arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": names.dead_letter},
-    )
+    arguments = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": names.dead_letter}
+    if request.param == "quorum":
+        arguments["x-queue-type"] = "quorum"
+    main = await channel.declare_queue(names.main, durable=True, arguments=arguments)
     await main.bind(exchange, routing_key=UserRegistered.event_type)
     for queue, user in (
         (names.main, "in-main"),
