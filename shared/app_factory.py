@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Mapping
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, ProcessCollector
 
 from shared.config import KinoSettings
 from shared.health import HEALTH_PATHS, add_health_routes, metrics_middleware
@@ -19,7 +19,9 @@ from shared.http import (
     request_id_middleware,
 )
 from shared.identity import IdentityVerifier
+from shared.keys import OUTBOX_BACKLOG
 from shared.logging import configure_logging
+from shared.outbox import outbox_backlog_gauge
 
 
 def new_service_app(
@@ -34,6 +36,7 @@ def new_service_app(
     the health routes. Only `HEALTH_PATHS` and `open_paths` skip the identity check;
     the gateway itself (`verify_identity=False`) is where identities are made."""
     registry = CollectorRegistry()
+    ProcessCollector(registry=registry)  # CPU, memory, open files of this process
     middlewares = [request_id_middleware, metrics_middleware(registry), error_middleware(errors)]
     if verify_identity:
         verifier = IdentityVerifier(settings.internal_secret.get_secret_value())
@@ -41,6 +44,7 @@ def new_service_app(
     app = web.Application(client_max_size=client_max_size, middlewares=middlewares)
     app.on_response_prepare.append(add_request_id_header)
     add_health_routes(app, registry)
+    app[OUTBOX_BACKLOG] = outbox_backlog_gauge(registry)
     return app
 
 

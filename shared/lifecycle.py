@@ -23,6 +23,8 @@ CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 #: How often an outbox relay publishes the events its documents still hold.
 OUTBOX_SWEEP_SECONDS = 15.0
+#: How often the depth of the consumed queues is read for `/metrics`.
+QUEUE_DEPTH_SECONDS = 15.0
 
 
 def mongo_context(settings: MongoSettings, service: str) -> CleanupContext:
@@ -45,7 +47,13 @@ def broker_context(settings: BrokerSettings, service: str) -> CleanupContext:
             app[BROKER] = broker
 
             app[READINESS].add("broker", broker.is_consuming)
+            measuring = asyncio.create_task(
+                _every("queue-depth", QUEUE_DEPTH_SECONDS, broker.measure_queues)
+            )
             yield
+            measuring.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await measuring
             await broker.stop_consuming()
 
     return context
@@ -68,15 +76,7 @@ def periodic_task_context(
     and the next round tries again."""
 
     async def context(app: web.Application) -> AsyncIterator[None]:
-        async def loop() -> None:
-            while True:
-                await asyncio.sleep(interval_seconds)
-                try:
-                    await work(app)
-                except Exception:
-                    log.exception("periodic task failed", task=name)
-
-        task = asyncio.create_task(loop(), name=name)
+        task = asyncio.create_task(_every(name, interval_seconds, lambda: work(app)), name=name)
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -90,3 +90,14 @@ def outbox_sweep_context(name: str, relay: web.AppKey[OutboxRelay]) -> CleanupCo
     return periodic_task_context(
         f"{name}-outbox-sweep", OUTBOX_SWEEP_SECONDS, lambda app: app[relay].sweep()
     )
+
+
+async def _every(name: str, interval_seconds: float, work: Callable[[], Awaitable[object]]) -> None:
+    """Run `work` every `interval_seconds` until cancelled; errors are logged and the
+    next round tries again."""
+    while True:
+        await asyncio.sleep(interval_seconds)
+        try:
+            await work()
+        except Exception:
+            log.exception("periodic task failed", task=name)

@@ -42,7 +42,7 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import ValidationError
 
 from shared.config import BrokerSettings
@@ -186,6 +186,12 @@ class Broker:
             ["queue", "event_type", "outcome"],
             registry=registry,
         )
+        self._queue_messages = Gauge(
+            "broker_queue_messages",
+            "Ready messages in the queues this service consumes and their DLQs",
+            ["queue"],
+            registry=registry,
+        )
         self._connection: AbstractRobustConnection | None = None
         self._publish_channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
@@ -284,6 +290,16 @@ class Broker:
             else:
                 log.info("channels restored", consumers=len(self._consumers))
                 return
+
+    async def measure_queues(self) -> None:
+        """Read the depth of every consumed queue and its DLQ into `broker_queue_messages`."""
+        channel = aio_pika.Channel(self._connection_or_raise(), publisher_confirms=False)
+        async with channel:
+            for consumer in self._consumers:
+                for name in (consumer.names.main, consumer.names.dead_letter):
+                    queue = await channel.declare_queue(name, passive=True)
+                    depth = queue.declaration_result.message_count or 0
+                    self._queue_messages.labels(name).set(depth)
 
     # -- publishing ------------------------------------------------------------
 

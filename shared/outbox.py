@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
+from prometheus_client import CollectorRegistry, Gauge
 from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
@@ -61,6 +62,15 @@ async def guarded_transition(
     )
 
 
+def outbox_backlog_gauge(registry: CollectorRegistry) -> Gauge:
+    return Gauge(
+        "outbox_pending_documents",
+        "Documents whose events are not published yet, by collection",
+        ["collection"],
+        registry=registry,
+    )
+
+
 async def ensure_outbox_index(collection: AsyncCollection[dict[str, Any]]) -> None:
     """The index the relay's sweep queries (pending entries by age)."""
     await collection.create_index(f"{OUTBOX_FIELD}.at", sparse=True)
@@ -75,10 +85,12 @@ class OutboxRelay:
         broker: Broker,
         *,
         grace_seconds: float = 10.0,
+        backlog: Gauge | None = None,
     ) -> None:
         self._collection = collection
         self._broker = broker
         self._grace = timedelta(seconds=grace_seconds)
+        self._backlog = None if backlog is None else backlog.labels(collection.name)
 
     async def ensure_indexes(self) -> None:
         await ensure_outbox_index(self._collection)
@@ -111,6 +123,9 @@ class OutboxRelay:
             published += await self._publish(document)
         if published:
             log.info("outbox sweep published pending events", count=published)
+        if self._backlog is not None:
+            pending = {f"{OUTBOX_FIELD}.at": {"$exists": True}}
+            self._backlog.set(await self._collection.count_documents(pending))
         return published
 
     async def _publish(self, document: dict[str, Any]) -> int:

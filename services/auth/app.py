@@ -17,7 +17,7 @@ from services.auth.settings import AuthSettings
 from services.auth.token_issuer import TokenIssuer, generate_private_key_pem
 from shared.app_factory import new_service_app
 from shared.http import ErrorMapping
-from shared.keys import BROKER, MONGO_DB
+from shared.keys import BROKER, MONGO_DB, OUTBOX_BACKLOG
 from shared.lifecycle import broker_context, mongo_context, outbox_sweep_context
 from shared.outbox import OutboxRelay
 
@@ -55,7 +55,7 @@ def create_app(settings: AuthSettings) -> web.Application:
         db = app[MONGO_DB]
         users = UserRepository(db)
         attempts = LoginAttemptRepository(db, settings.auth_login_window_seconds)
-        outbox = OutboxRelay(users.collection, app[BROKER])
+        outbox = OutboxRelay(users.collection, app[BROKER], backlog=app[OUTBOX_BACKLOG])
         for repository in (users, attempts, outbox):
             await repository.ensure_indexes()
         app[AUTH_SERVICE] = AuthService(

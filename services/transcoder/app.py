@@ -9,13 +9,14 @@ from concurrent.futures import ThreadPoolExecutor
 from aiohttp import web
 
 from services.transcoder.consumers import job_subscription
+from services.transcoder.job_metrics import JobMetrics
 from services.transcoder.media.lanes import PlaybackProfile
 from services.transcoder.media.probe import MediaLimits
 from services.transcoder.service import MediaJobs, MediaSettings
 from services.transcoder.settings import TranscoderSettings
 from services.transcoder.work_dirs import remove_orphaned_job_dirs
 from shared.app_factory import new_service_app
-from shared.keys import BROKER, STORAGE
+from shared.keys import BROKER, METRICS_REGISTRY, STORAGE
 from shared.lifecycle import broker_context, storage_context
 
 SERVICE = "transcoder"
@@ -50,8 +51,9 @@ def create_app(settings: TranscoderSettings) -> web.Application:
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="media")
         jobs = MediaJobs(app[STORAGE], executor, media_settings(settings))
         broker = app[BROKER]
+        metrics = JobMetrics(app[METRICS_REGISTRY])
         await broker.consume(
-            job_subscription(jobs, broker, delivery_limit=settings.job_delivery_limit)
+            job_subscription(jobs, broker, metrics, delivery_limit=settings.job_delivery_limit)
         )
         yield
         # Finish (or give back) the current job before its executor goes away.

@@ -14,40 +14,60 @@ from __future__ import annotations
 
 from functools import partial
 
+from services.transcoder.job_metrics import JobMetrics
 from services.transcoder.job_progress import JobProgress
 from services.transcoder.service import MediaJobs
-from shared.events import Envelope, TrimRequested, VideoDeleted, VideoProcessed, VideoUploaded
+from shared.events import (
+    Envelope,
+    TrimFailed,
+    TrimRequested,
+    VideoDeleted,
+    VideoFailed,
+    VideoProcessed,
+    VideoUploaded,
+)
 from shared.messaging import Broker, GivenUp, GiveUp, JobQueue, Subscription
 
 LEGACY_QUEUES = ("videos", "trims", "video-jobs", "trim-jobs")
 
 
-def job_subscription(jobs: MediaJobs, broker: Broker, *, delivery_limit: int) -> Subscription:
+def job_subscription(
+    jobs: MediaJobs, broker: Broker, metrics: JobMetrics, *, delivery_limit: int
+) -> Subscription:
     subscription = Subscription(
         "jobs",
         prefetch=1,
-        job=JobQueue(delivery_limit, _give_up(jobs, broker), legacy_names=LEGACY_QUEUES),
+        job=JobQueue(delivery_limit, _give_up(jobs, broker, metrics), legacy_names=LEGACY_QUEUES),
     )
 
     @subscription.on(VideoUploaded)
     async def video_uploaded(event: VideoUploaded, envelope: Envelope) -> None:
         publish = partial(broker.publish, correlation_id=envelope.correlation_id)
         progress = JobProgress(publish, "video", event.video_id, attempt=event.attempt)
-        await progress.started()
-        result = await jobs.process_upload(event, progress.report)
-        await progress.settled()
-        await publish(result)
-        if isinstance(result, VideoProcessed):
-            await jobs.discard_upload(event)
+        with metrics.track("video") as outcome:
+            await progress.started()
+            result = await jobs.process_upload(event, progress.report)
+            await progress.settled()
+            await publish(result)
+            if isinstance(result, VideoProcessed):
+                await jobs.discard_upload(event)
+                outcome.done()
+            else:
+                outcome.failed(result.failure_code)
 
     @subscription.on(TrimRequested)
     async def trim_requested(event: TrimRequested, envelope: Envelope) -> None:
         publish = partial(broker.publish, correlation_id=envelope.correlation_id)
         progress = JobProgress(publish, "trim", event.trim_id, attempt=event.attempt)
-        await progress.started()
-        result = await jobs.trim(event, progress.report)
-        await progress.settled()
-        await publish(result)
+        with metrics.track("trim") as outcome:
+            await progress.started()
+            result = await jobs.trim(event, progress.report)
+            await progress.settled()
+            await publish(result)
+            if isinstance(result, TrimFailed):
+                outcome.failed(result.failure_code)
+            else:
+                outcome.done()
 
     @subscription.on(VideoDeleted)
     async def video_deleted(event: VideoDeleted, _: Envelope) -> None:
@@ -56,11 +76,14 @@ def job_subscription(jobs: MediaJobs, broker: Broker, *, delivery_limit: int) ->
     return subscription
 
 
-def _give_up(jobs: MediaJobs, broker: Broker) -> GiveUp:
+def _give_up(jobs: MediaJobs, broker: Broker, metrics: JobMetrics) -> GiveUp:
     async def give_up(envelope: Envelope | None, given_up: GivenUp) -> None:
         failure = jobs.abandoned(envelope, worker_died=given_up.worker_died, error=given_up.error)
         if failure is not None:
             correlation_id = envelope.correlation_id if envelope is not None else None
             await broker.publish(failure, correlation_id=correlation_id)
+            metrics.failed(
+                "video" if isinstance(failure, VideoFailed) else "trim", failure.failure_code
+            )
 
     return give_up

@@ -470,7 +470,7 @@ def test_keda_scales_the_transcoder_on_its_queues() -> None:
     assert scaled["minReplicaCount"] == 1
     prefix = config_map(objects)["KINO_AMQP_QUEUE_PREFIX"]
     unused = cast(Any, None)
-    subscription = job_subscription(unused, unused, delivery_limit=1)
+    subscription = job_subscription(unused, unused, unused, delivery_limit=1)
     expected = {f"{prefix}.transcoder.{subscription.name}"}
     assert expected == {"kino.transcoder.jobs"}
     triggers = scaled["triggers"]

@@ -18,7 +18,7 @@ from services.catalog.hosting.service import HostingPolicy, HostingService
 from services.catalog.hosting.upload_reconciler import UploadReconciler
 from services.catalog.keys import HOSTING_OUTBOX, HOSTING_SERVICE, RECONCILER, USERS
 from services.catalog.settings import CatalogSettings
-from shared.keys import BROKER, MONGO_DB, STORAGE
+from shared.keys import BROKER, MONGO_DB, OUTBOX_BACKLOG, STORAGE
 from shared.lifecycle import CleanupContext, outbox_sweep_context, periodic_task_context
 from shared.outbox import OutboxRelay
 
@@ -60,7 +60,7 @@ def _hosting_context(settings: CatalogSettings) -> CleanupContext:
     async def context(app: web.Application) -> AsyncIterator[None]:
         broker, storage = app[BROKER], app[STORAGE]
         videos = VideoRepository(app[MONGO_DB])
-        outbox = OutboxRelay(videos.collection, broker)
+        outbox = OutboxRelay(videos.collection, broker, backlog=app[OUTBOX_BACKLOG])
         await videos.ensure_indexes()
         await outbox.ensure_indexes()
         policy = _hosting_policy(settings)

@@ -13,7 +13,7 @@ from services.catalog.trimming.consumers import trim_results_subscription
 from services.catalog.trimming.repository import TrimRepository
 from services.catalog.trimming.routes import routes
 from services.catalog.trimming.service import TrimmingService
-from shared.keys import BROKER, MONGO_DB, STORAGE
+from shared.keys import BROKER, MONGO_DB, OUTBOX_BACKLOG, STORAGE
 from shared.lifecycle import CleanupContext, outbox_sweep_context, periodic_task_context
 from shared.outbox import OutboxRelay
 
@@ -37,7 +37,7 @@ def add_trimming(app: web.Application, settings: CatalogSettings) -> None:
 def _trimming_context(settings: CatalogSettings) -> CleanupContext:
     async def context(app: web.Application) -> AsyncIterator[None]:
         trims = TrimRepository(app[MONGO_DB])
-        outbox = OutboxRelay(trims.collection, app[BROKER])
+        outbox = OutboxRelay(trims.collection, app[BROKER], backlog=app[OUTBOX_BACKLOG])
         await trims.ensure_indexes()
         await outbox.ensure_indexes()
         trimming = TrimmingService(
