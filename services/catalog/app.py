@@ -4,6 +4,7 @@ APIs, each added by its own sub-package (`hosting/`, `trimming/`)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
@@ -22,16 +23,25 @@ from services.catalog.errors import (
     VideoNotFound,
 )
 from services.catalog.hosting.app import add_hosting
-from services.catalog.keys import USERS
+from services.catalog.job_slots import JobSlots
+from services.catalog.keys import HOSTING_SERVICE, JOB_SLOTS, TRIMMING_SERVICE, USERS
 from services.catalog.settings import CatalogSettings
 from services.catalog.trimming.app import add_trimming
 from services.catalog.users import UserDirectory, users_subscription
 from shared.app_factory import new_service_app
 from shared.http import ErrorMapping
 from shared.keys import BROKER, MONGO_DB
-from shared.lifecycle import broker_context, mongo_context, storage_context
+from shared.lifecycle import (
+    CleanupContext,
+    broker_context,
+    mongo_context,
+    periodic_task_context,
+    storage_context,
+)
 
 SERVICE = "catalog"
+#: How often held jobs of owners with free slots are sent (besides at every job's end).
+FAIR_SHARE_SWEEP_SECONDS = 2.0
 
 ERRORS: dict[type[Exception], ErrorMapping] = {
     # hosting (FastAPI style)
@@ -57,8 +67,12 @@ def create_app(settings: CatalogSettings) -> web.Application:
     app.cleanup_ctx.append(storage_context(settings))
     app.cleanup_ctx.append(broker_context(settings, SERVICE))
     app.cleanup_ctx.append(_users_context)
+    app.cleanup_ctx.append(_job_slots_context(settings))
     add_hosting(app, settings)
     add_trimming(app, settings)
+    app.cleanup_ctx.append(
+        periodic_task_context("fair-share", FAIR_SHARE_SWEEP_SECONDS, _dispatch_held)
+    )
     return app
 
 
@@ -67,3 +81,29 @@ async def _users_context(app: web.Application) -> AsyncIterator[None]:
     app[USERS] = users
     await app[BROKER].consume(users_subscription(users))
     yield
+
+
+def _job_slots_context(settings: CatalogSettings) -> CleanupContext:
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        slots = JobSlots(app[MONGO_DB], settings.jobs_per_owner_in_flight)
+        await slots.ensure_indexes()
+        app[JOB_SLOTS] = slots
+        yield
+
+    return context
+
+
+async def _dispatch_held(app: web.Application) -> None:
+    """The fair share's backstop: free the slots of jobs that are no longer at the
+    transcoder (a crash between a job's end and its release), and send held jobs of
+    owners with free slots (a slot freed by one API's job serves the other's too)."""
+    hosting, trimming = app[HOSTING_SERVICE], app[TRIMMING_SERVICE]
+    settled = datetime.now(UTC) - timedelta(seconds=FAIR_SHARE_SWEEP_SECONDS)
+    for job in await app[JOB_SLOTS].jobs(taken_before=settled):
+        kind, _, job_id = job.partition(":")
+        sent = hosting.is_sent if kind == "video" else trimming.is_sent
+        if not await sent(job_id):
+            await app[JOB_SLOTS].release(job)
+    for owner in {*await hosting.owners_with_held(), *await trimming.owners_with_held()}:
+        await hosting.dispatch(owner)
+        await trimming.dispatch(owner)

@@ -6,11 +6,13 @@ from aiohttp import web
 
 from services.catalog.hosting.service import HostingService
 from services.catalog.hosting.upload_reconciler import UploadReconciler
+from services.catalog.job_slots import JobSlots
 from services.catalog.trimming.service import TrimmingService
 from services.catalog.users import UserDirectory
 from shared.outbox import OutboxRelay
 
 USERS: web.AppKey[UserDirectory] = web.AppKey("users", UserDirectory)
+JOB_SLOTS: web.AppKey[JobSlots] = web.AppKey("job_slots", JobSlots)
 HOSTING_SERVICE: web.AppKey[HostingService] = web.AppKey("hosting_service", HostingService)
 RECONCILER: web.AppKey[UploadReconciler] = web.AppKey("reconciler", UploadReconciler)
 HOSTING_OUTBOX: web.AppKey[OutboxRelay] = web.AppKey("hosting_outbox", OutboxRelay)

@@ -37,6 +37,9 @@ class CatalogSettings(KinoSettings, MongoSettings, BrokerSettings, StorageSettin
     upload_policy_ttl_seconds: int = Field(default=3600, ge=60)
     #: How often the upload reconciler lists the incoming prefix.
     upload_reconcile_interval_seconds: float = Field(default=5.0, gt=0)
+    #: Fair share: media jobs one owner may have at the transcoder at once (hosting and
+    #: trimming together); the others wait, oldest first.
+    jobs_per_owner_in_flight: int = Field(default=2, ge=1)
     #: A job the transcoder started that reports no progress for this long is lost: it
     #: is queued again once, then failed `stalled`.
     job_stall_seconds: float = Field(default=300.0, gt=0)

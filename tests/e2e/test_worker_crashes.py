@@ -29,6 +29,8 @@ import aiohttp
 import pytest
 from minio import Minio
 
+from devstack.mongo_server import run_secantusdb
+from devstack.ports import free_port
 from devstack.services import RunningServices, start_services
 from devstack.stores import StoreEndpoints
 from devstack.supervisor import RestartPolicy, Supervisor, answers_ready
@@ -111,6 +113,15 @@ async def crash_stack(
         main = f"{prefix}.{service}.{subscription}"
         amqp_cleanup.extend([main, f"{main}.retry", f"{main}.dlq"])
     with contextlib.ExitStack() as stop:
+        # A database of its own: catalogs sharing one would share their held jobs (fair
+        # share) across exchanges and buckets that are not shared.
+        mongo = await asyncio.to_thread(
+            stop.enter_context,
+            run_secantusdb(
+                port=free_port(), storage=None, log_path=run_dir / prefix / "secantusdb.log"
+            ),
+        )
+        env["KINO_MONGO_URL"] = mongo.url
         services = start_services(env, run_dir / prefix)
         running = await asyncio.to_thread(stop.enter_context, services)
         # Only the transcoder is restarted: any other service dying is a failure to see.

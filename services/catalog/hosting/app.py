@@ -16,7 +16,13 @@ from services.catalog.hosting.repository import VideoRepository
 from services.catalog.hosting.routes import routes
 from services.catalog.hosting.service import HostingPolicy, HostingService
 from services.catalog.hosting.upload_reconciler import UploadReconciler
-from services.catalog.keys import HOSTING_OUTBOX, HOSTING_SERVICE, RECONCILER, USERS
+from services.catalog.keys import (
+    HOSTING_OUTBOX,
+    HOSTING_SERVICE,
+    JOB_SLOTS,
+    RECONCILER,
+    USERS,
+)
 from services.catalog.settings import CatalogSettings
 from shared.keys import BROKER, MONGO_DB, OUTBOX_BACKLOG, STORAGE
 from shared.lifecycle import CleanupContext, outbox_sweep_context, periodic_task_context
@@ -71,6 +77,7 @@ def _hosting_context(settings: CatalogSettings) -> CleanupContext:
             outbox,
             CursorCodec(settings.internal_secret.get_secret_value()),
             policy,
+            app[JOB_SLOTS],
         )
         app[HOSTING_SERVICE] = hosting
         app[HOSTING_OUTBOX] = outbox

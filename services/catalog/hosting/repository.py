@@ -62,6 +62,10 @@ class Video:
     failed_at: datetime | None = None
     #: Its job stalled once and was queued again (the next stall fails it).
     stall_requeued: bool = False
+    #: Processing, but waiting for a slot of its owner's fair share (not sent yet).
+    held: bool = False
+    #: The request that made it processing, for the event sent when it leaves the hold.
+    correlation_id: str | None = None
 
     @property
     def object_keys(self) -> list[str]:
@@ -95,6 +99,8 @@ class Video:
             attempt=doc.get("attempt", 1),
             failed_at=doc.get("failed_at"),
             stall_requeued=doc.get("stall_requeued", False),
+            held=doc.get("held", False),
+            correlation_id=doc.get("correlation_id"),
         )
 
 
@@ -125,6 +131,10 @@ class VideoRepository:
             ]
         )
         await self.collection.create_index([("user_id", ASCENDING), ("upload_time", DESCENDING)])
+        # fair share: an owner's held videos, oldest first
+        await self.collection.create_index(
+            [("user_id", ASCENDING), ("status", ASCENDING), ("held", ASCENDING)]
+        )
         # the stall sweeper: processing videos by their last report
         await self.collection.create_index([("status", ASCENDING), ("progress_at", ASCENDING)])
         # the reconciler: pending uploads by expiry, and listed objects by key
@@ -247,6 +257,34 @@ class VideoRepository:
     async def known_upload_keys(self, keys: list[str]) -> set[str]:
         cursor = self.collection.find({"upload_key": {"$in": keys}}, {"upload_key": 1})
         return {doc["upload_key"] async for doc in cursor}
+
+    async def oldest_held(self, owner: str) -> Video | None:
+        doc = await self.collection.find_one(
+            {"user_id": owner, "status": VideoStatus.PROCESSING.value, "held": True},
+            sort=[("upload_time", ASCENDING), ("_id", ASCENDING)],
+        )
+        return Video.from_document(doc) if doc else None
+
+    async def send(self, video: Video, event: Envelope) -> bool:
+        """Let a held video's job go: no longer held, its event in the outbox."""
+        sent = await guarded_transition(
+            self.collection,
+            {"_id": video.hash_id, "held": True},
+            from_status=[VideoStatus.PROCESSING.value],
+            to_status=VideoStatus.PROCESSING.value,
+            changes={"held": False},
+            events=[event],
+        )
+        return sent is not None
+
+    async def owners_with_held(self) -> list[str]:
+        query = {"status": VideoStatus.PROCESSING.value, "held": True}
+        return [str(owner) for owner in await self.collection.distinct("user_id", query)]
+
+    async def is_sent(self, hash_id: str) -> bool:
+        """Its job is at the transcoder (processing and not held)."""
+        query = {"_id": hash_id, "status": VideoStatus.PROCESSING.value, "held": {"$ne": True}}
+        return await self.collection.count_documents(query, limit=1) > 0
 
     async def stalled(self, cutoff: datetime) -> list[Video]:
         """Processing videos whose worker reported nothing since `cutoff` (only those a

@@ -28,6 +28,7 @@ from services.catalog.errors import (
 )
 from services.catalog.hosting.cursor import CursorCodec, PagePosition
 from services.catalog.hosting.repository import HashIdTaken, Video, VideoRepository, VideoStatus
+from services.catalog.job_slots import JobSlots, video_job
 from services.catalog.users import UserDirectory
 from shared.events import (
     Envelope,
@@ -101,7 +102,9 @@ class HostingService:
         outbox: OutboxRelay,
         cursors: CursorCodec,
         policy: HostingPolicy,
+        slots: JobSlots,
     ) -> None:
+        self._slots = slots
         self._videos = videos
         self._users = users
         self._storage = storage
@@ -163,21 +166,45 @@ class HostingService:
         video = await self._videos.get(hash_id)
         if video is None or video.status is not VideoStatus.PENDING:
             return None
-        event = self._uploaded(video, video.attempt, correlation_id)
         moved = await self._videos.transition(
             hash_id,
             from_status=VideoStatus.PENDING,
             to_status=VideoStatus.PROCESSING,
-            changes={"size_in_bytes": size, "upload_time": at},
-            events=[event],
+            changes={
+                "size_in_bytes": size,
+                "upload_time": at,
+                "held": True,
+                "correlation_id": correlation_id,
+            },
         )
         if moved is not None:
             log.info("upload arrived", video_id=hash_id, size=size)
-            await self._publish(hash_id)
+            await self.dispatch(moved.user_id)
         return moved
 
+    async def dispatch(self, owner: str) -> None:
+        """Send the owner's held videos to the transcoder, oldest first, while the
+        owner has free slots (`JobSlots`)."""
+        while (video := await self._videos.oldest_held(owner)) is not None:
+            if not await self._slots.take(owner, video_job(video.hash_id)):
+                return
+            event = self._uploaded(video, video.attempt, video.correlation_id)
+            if await self._videos.send(video, event):
+                await self._publish(video.hash_id)
+
+    async def owners_with_held(self) -> list[str]:
+        return await self._videos.owners_with_held()
+
+    async def is_sent(self, hash_id: str) -> bool:
+        return await self._videos.is_sent(hash_id)
+
+    async def _job_ended(self, video: Video | None) -> None:
+        """A transition ended the video's job: free its slot for the owner's next."""
+        if video is not None and await self._slots.release(video_job(video.hash_id)):
+            await self.dispatch(video.user_id)
+
     async def processed(self, event: VideoProcessed) -> None:
-        await self._videos.transition(
+        done = await self._videos.transition(
             event.video_id,
             from_status=VideoStatus.PROCESSING,
             to_status=VideoStatus.PROCESSED,
@@ -195,9 +222,10 @@ class HostingService:
             },
             attempt=event.attempt,
         )
+        await self._job_ended(done)
 
     async def failed(self, event: VideoFailed) -> None:
-        await self._videos.transition(
+        failed = await self._videos.transition(
             event.video_id,
             from_status=VideoStatus.PROCESSING,
             to_status=VideoStatus.FAILED,
@@ -209,6 +237,7 @@ class HostingService:
             },
             attempt=event.attempt,
         )
+        await self._job_ended(failed)
 
     async def progressed(self, event: JobProgressed) -> None:
         await self._videos.record_progress(
@@ -243,6 +272,7 @@ class HostingService:
             )
             if failed is not None:
                 log.warning("stalled job failed", video_id=video.hash_id)
+                await self._job_ended(failed)
                 swept += 1
         return swept
 
@@ -271,13 +301,14 @@ class HostingService:
                 "eta_seconds": None,
                 "progress_at": None,
                 "stall_requeued": False,
+                "held": True,
+                "correlation_id": correlation_id,
             },
-            events=[self._uploaded(video, attempt, correlation_id)],
             owner=user_id,
         )
         if retried is None:  # retried (or deleted) concurrently
             raise VideoNotFailed("Only a failed video can be retried")
-        await self._publish(hash_id)
+        await self.dispatch(user_id)
         return retried
 
     async def expire_pending(self, video: Video) -> bool:

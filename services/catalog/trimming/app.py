@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from services.catalog.keys import TRIMMING_OUTBOX, TRIMMING_SERVICE
+from services.catalog.keys import JOB_SLOTS, TRIMMING_OUTBOX, TRIMMING_SERVICE
 from services.catalog.settings import CatalogSettings
 from services.catalog.trimming.consumers import trim_results_subscription
 from services.catalog.trimming.repository import TrimRepository
@@ -47,6 +47,7 @@ def _trimming_context(settings: CatalogSettings) -> CleanupContext:
             url_ttl=timedelta(seconds=settings.presigned_url_ttl_seconds),
             part_size=settings.trim_upload_part_size,
             max_upload_bytes=settings.trim_max_upload_bytes,
+            slots=app[JOB_SLOTS],
         )
         app[TRIMMING_SERVICE] = trimming
         app[TRIMMING_OUTBOX] = outbox

@@ -21,7 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.events import Envelope
 from shared.mongo import Document, document_id
-from shared.outbox import OUTBOX_FIELD, guarded_transition, outbox_entry
+from shared.outbox import OUTBOX_FIELD, guarded_transition
 
 
 class TrimStatus(StrEnum):
@@ -49,6 +49,10 @@ class TrimJob:
     clip_duration_seconds: float | None = None
     #: Its job stalled once and was queued again (the next stall fails it).
     stall_requeued: bool = False
+    #: Scheduled, but waiting for a slot of its owner's fair share (not sent yet).
+    held: bool = False
+    #: The request that scheduled it, for the event sent when it leaves the hold.
+    correlation_id: str | None = None
     #: The transcoder's latest report while processing: fraction done and seconds to go.
     progress: float | None = None
     eta_seconds: float | None = None
@@ -73,6 +77,8 @@ class TrimJob:
             progress=doc.get("progress"),
             eta_seconds=doc.get("eta_seconds"),
             stall_requeued=doc.get("stall_requeued", False),
+            held=doc.get("held", False),
+            correlation_id=doc.get("correlation_id"),
         )
 
 
@@ -85,10 +91,15 @@ class TrimRepository:
         await self.collection.create_index(
             [("user_id", ASCENDING), ("status", ASCENDING), ("created_at", DESCENDING)]
         )
+        # fair share: an owner's held requests, oldest first
+        await self.collection.create_index(
+            [("user_id", ASCENDING), ("status", ASCENDING), ("held", ASCENDING)]
+        )
         # the stall sweeper: processing requests by their last report
         await self.collection.create_index([("status", ASCENDING), ("progress_at", ASCENDING)])
 
-    async def insert(self, job: TrimJob, events: list[Envelope]) -> None:
+    async def insert(self, job: TrimJob) -> None:
+        """Insert a request held for its owner's fair share (`send` lets it go)."""
         await self.collection.insert_one(
             {
                 "_id": ObjectId(job.trim_id),
@@ -101,7 +112,9 @@ class TrimRepository:
                 "status": job.status.value,
                 "attempt": job.attempt,
                 "created_at": job.created_at,
-                OUTBOX_FIELD: [outbox_entry(e) for e in events],
+                "held": True,
+                "correlation_id": job.correlation_id,
+                OUTBOX_FIELD: [],
             }
         )
 
@@ -118,6 +131,39 @@ class TrimRepository:
             query["status"] = status.value
         cursor = self.collection.find(query).sort("created_at", DESCENDING)
         return [TrimJob.from_document(doc) async for doc in cursor]
+
+    async def oldest_held(self, owner: str) -> TrimJob | None:
+        doc = await self.collection.find_one(
+            {"user_id": owner, "status": TrimStatus.SCHEDULED.value, "held": True},
+            sort=[("created_at", ASCENDING), ("_id", ASCENDING)],
+        )
+        return TrimJob.from_document(doc) if doc else None
+
+    async def send(self, job: TrimJob, event: Envelope) -> bool:
+        """Let a held request's job go: no longer held, its event in the outbox."""
+        sent = await guarded_transition(
+            self.collection,
+            {"_id": ObjectId(job.trim_id), "attempt": job.attempt, "held": True},
+            from_status=[TrimStatus.SCHEDULED.value],
+            to_status=TrimStatus.SCHEDULED.value,
+            changes={"held": False},
+            events=[event],
+        )
+        return sent is not None
+
+    async def owners_with_held(self) -> list[str]:
+        query = {"status": TrimStatus.SCHEDULED.value, "held": True}
+        return [str(owner) for owner in await self.collection.distinct("user_id", query)]
+
+    async def is_sent(self, trim_id: str) -> bool:
+        """Its job is at the transcoder (scheduled and not held, or processing)."""
+        doc_id = document_id(trim_id)
+        query = {
+            "_id": doc_id,
+            "status": {"$in": [TrimStatus.SCHEDULED.value, TrimStatus.PROCESSING.value]},
+            "held": {"$ne": True},
+        }
+        return doc_id is not None and await self.collection.count_documents(query, limit=1) > 0
 
     async def stalled(self, cutoff: datetime) -> list[TrimJob]:
         """Processing requests whose worker reported nothing since `cutoff`."""

@@ -15,6 +15,7 @@ from functools import partial
 import structlog
 
 from services.catalog.errors import RequestNotFailed, TrimRequestNotFound, UploadTooLarge
+from services.catalog.job_slots import JobSlots, trim_job
 from services.catalog.trimming.repository import TrimJob, TrimRepository, TrimStatus
 from shared.events import (
     Envelope,
@@ -79,7 +80,9 @@ class TrimmingService:
         url_ttl: timedelta,
         part_size: int,
         max_upload_bytes: int,
+        slots: JobSlots,
     ) -> None:
+        self._slots = slots
         self._trims = trims
         self._storage = storage
         self._outbox = outbox
@@ -123,10 +126,32 @@ class TrimmingService:
             status=TrimStatus.SCHEDULED,
             attempt=1,
             created_at=datetime.now(UTC),
+            held=True,
+            correlation_id=correlation_id,
         )
-        await self._trims.insert(job, [self._requested(job, job.attempt, correlation_id)])
-        await self._publish(job.trim_id)
+        await self._trims.insert(job)
+        await self.dispatch(user_id)
         return job
+
+    async def dispatch(self, owner: str) -> None:
+        """Send the owner's held requests to the transcoder, oldest first, while the
+        owner has free slots (`JobSlots`)."""
+        while (job := await self._trims.oldest_held(owner)) is not None:
+            if not await self._slots.take(owner, trim_job(job.trim_id)):
+                return
+            if await self._trims.send(job, self._requested(job, job.attempt, job.correlation_id)):
+                await self._publish(job.trim_id)
+
+    async def owners_with_held(self) -> list[str]:
+        return await self._trims.owners_with_held()
+
+    async def is_sent(self, trim_id: str) -> bool:
+        return await self._trims.is_sent(trim_id)
+
+    async def _job_ended(self, job: TrimJob | None) -> None:
+        """A transition ended the request's job: free its slot for the owner's next."""
+        if job is not None and await self._slots.release(trim_job(job.trim_id)):
+            await self.dispatch(job.user_id)
 
     async def requests(self, user_id: str) -> list[TrimJob]:
         return await self._trims.of_user(user_id)
@@ -164,13 +189,14 @@ class TrimmingService:
                 "eta_seconds": None,
                 "progress_at": None,
                 "stall_requeued": False,
+                "held": True,
+                "correlation_id": correlation_id,
             },
-            events=[self._requested(job, attempt, correlation_id)],
             owner=user_id,
         )
         if restarted is None:  # restarted concurrently: it is no longer failed
             raise RequestNotFailed("Only a failed request can be restarted")
-        await self._publish(trim_id)
+        await self.dispatch(user_id)
         return restarted
 
     async def sweep_stalled(self, stall: timedelta) -> int:
@@ -201,6 +227,7 @@ class TrimmingService:
             )
             if failed is not None:
                 log.warning("stalled trim failed", trim_id=job.trim_id)
+                await self._job_ended(failed)
                 swept += 1
         return swept
 
@@ -221,7 +248,7 @@ class TrimmingService:
         )
 
     async def completed(self, event: TrimCompleted) -> None:
-        await self._trims.transition(
+        done = await self._trims.transition(
             event.trim_id,
             attempt=event.attempt,
             from_status=(TrimStatus.SCHEDULED, TrimStatus.PROCESSING),
@@ -233,9 +260,10 @@ class TrimmingService:
                 "eta_seconds": 0.0,
             },
         )
+        await self._job_ended(done)
 
     async def failed(self, event: TrimFailed) -> None:
-        await self._trims.transition(
+        failed = await self._trims.transition(
             event.trim_id,
             attempt=event.attempt,
             from_status=(TrimStatus.SCHEDULED, TrimStatus.PROCESSING),
@@ -247,6 +275,7 @@ class TrimmingService:
                 "eta_seconds": None,
             },
         )
+        await self._job_ended(failed)
 
     # -- helpers ---------------------------------------------------------------
 
