@@ -115,17 +115,20 @@ class OutboxRelay:
             )
 
     async def sweep(self) -> int:
-        """Publish events left pending longer than the grace period; returns how many."""
+        """Publish events left pending longer than the grace period; returns how many.
+        The backlog gauge is set whatever happens (a broker outage is when it grows)."""
         cutoff = datetime.now(UTC) - self._grace
         published = 0
         cursor = self._collection.find({f"{OUTBOX_FIELD}.at": {"$lt": cutoff}}, {OUTBOX_FIELD: 1})
-        async for document in cursor.limit(500):
-            published += await self._publish(document)
+        try:
+            async for document in cursor.limit(500):
+                published += await self._publish(document)
+        finally:
+            if self._backlog is not None:
+                pending = {f"{OUTBOX_FIELD}.at": {"$exists": True}}
+                self._backlog.set(await self._collection.count_documents(pending))
         if published:
             log.info("outbox sweep published pending events", count=published)
-        if self._backlog is not None:
-            pending = {f"{OUTBOX_FIELD}.at": {"$exists": True}}
-            self._backlog.set(await self._collection.count_documents(pending))
         return published
 
     async def _publish(self, document: dict[str, Any]) -> int:

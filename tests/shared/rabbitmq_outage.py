@@ -88,7 +88,7 @@ def private_node() -> Iterator[PrivateNode]:
     """A fresh node in a directory of its own under the system's temporary directory
     (run as root, the node runs as `rabbitmq`, which cannot enter pytest's)."""
     with tempfile.TemporaryDirectory(
-        prefix="kino-rabbitmq-outage-", ignore_cleanup_errors=True
+        prefix="kino-outage-node-", ignore_cleanup_errors=True
     ) as directory:
         base = Path(directory)
         tools = find_rabbitmq() or install_rabbitmq(base / "install.log")
