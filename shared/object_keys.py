@@ -6,6 +6,7 @@ works a key out on its own.
 - `playback/<video_id>.mp4`: the web-playable file of a hosted video
 - `thumbnails/<video_id>.jpg`: its thumbnail
 - `sources/<video_id>`: the source of a trimming request (kept: a restart cuts it again)
+- `sources/<video_id>.probe.json`: what probing that source found (a restart reuses it)
 - `clips/<trim_id>.mp4`: the clip a trimming request made
 """
 
@@ -43,6 +44,10 @@ def hosted_video_keys(video_id: str) -> list[str]:
 
 def source_key(video_id: str) -> str:
     return f"{SOURCES_PREFIX}{video_id}"
+
+
+def source_probe_key(video_id: str) -> str:
+    return f"{SOURCES_PREFIX}{video_id}.probe.json"
 
 
 def clip_key(trim_id: str) -> str:

@@ -8,9 +8,11 @@ crash) overwrites the same objects: harmless.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -20,7 +22,7 @@ import structlog
 from services.transcoder.media.cut import CutResult
 from services.transcoder.media.lanes import PlaybackProfile
 from services.transcoder.media.pipeline import PreparedMedia, cut_clip, prepare_media
-from services.transcoder.media.probe import MediaLimits, MediaRejected
+from services.transcoder.media.probe import MediaInfo, MediaLimits, MediaRejected, probe
 from services.transcoder.media.progress import Progress
 from services.transcoder.work_dirs import job_directory
 from shared.events import (
@@ -34,7 +36,7 @@ from shared.events import (
     VideoProcessed,
     VideoUploaded,
 )
-from shared.object_keys import clip_key, playback_key, thumbnail_key
+from shared.object_keys import clip_key, playback_key, source_probe_key, thumbnail_key
 from shared.storage import ObjectMissing, Storage, is_storage_failure
 
 log = structlog.get_logger(__name__)
@@ -155,6 +157,7 @@ class MediaJobs:
                     failure_code=FailureCode.SOURCE_MISSING,
                 )
             try:
+                info = await self._source_probe(event.video_id, source, workdir)
                 result: CutResult = await self._in_executor(
                     partial(
                         cut_clip,
@@ -165,6 +168,7 @@ class MediaJobs:
                         self._settings.limits,
                         self._settings.profile,
                         progress,
+                        info,
                     )
                 )
             except MediaRejected as exc:
@@ -179,6 +183,20 @@ class MediaJobs:
                 duration_seconds=result.duration_seconds,
                 attempt=event.attempt,
             )
+
+    async def _source_probe(self, video_id: str, source: Path, workdir: Path) -> MediaInfo:
+        """The trim source's probe: stored beside the source the first time, so that a
+        restarted request (a new attempt) reuses it instead of probing again."""
+        stored = workdir / "probe.json"
+        key = source_probe_key(video_id)
+        with contextlib.suppress(ObjectMissing):
+            await self._storage.download(key, stored)
+            with contextlib.suppress(ValueError, TypeError):
+                return MediaInfo(**json.loads(stored.read_text()))
+        info = await self._in_executor(partial(probe, source, self._settings.limits))
+        stored.write_text(json.dumps(asdict(info)))
+        await self._storage.upload(stored, key, "application/json")
+        return info
 
     @staticmethod
     def abandoned(

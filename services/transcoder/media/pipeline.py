@@ -52,8 +52,10 @@ def cut_clip(
     limits: MediaLimits,
     profile: PlaybackProfile,
     progress: Progress | None = None,
+    info: MediaInfo | None = None,
 ) -> CutResult:
-    """Probe (limits first), then cut `[start, start + duration)` frame-accurately;
-    `progress` is the cut's."""
-    info = probe(source, limits)
+    """Probe (limits first) unless `info` is the source's probe already, then cut
+    `[start, start + duration)` frame-accurately; `progress` is the cut's."""
+    if info is None:
+        info = probe(source, limits)
     return cut(source, destination, start_seconds, duration_seconds, info, profile, progress)
