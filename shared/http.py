@@ -24,6 +24,7 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from shared.forms import MalformedBody
 from shared.identity import IDENTITY_HEADER, Identity, IdentityVerifier, InvalidIdentity
 
 log = structlog.get_logger(__name__)
@@ -246,7 +247,8 @@ class ErrorMapping:
 def error_middleware(table: Mapping[type[Exception], ErrorMapping]) -> Any:
     """Map domain errors to responses in the style of the request's surface.
 
-    Unexpected errors become a 500 in the same style, logged with the traceback.
+    A body no endpoint could read (`MalformedBody`) is a 400. Unexpected errors become
+    a 500 in the same style, logged with the traceback.
     """
 
     @web.middleware
@@ -258,6 +260,8 @@ def error_middleware(table: Mapping[type[Exception], ErrorMapping]) -> Any:
             return style.unauthenticated()
         except InvalidRequest as exc:
             return style.validation_error(exc.error, location=exc.location)
+        except MalformedBody as exc:
+            return style.error(400, str(exc))
         except ConnectionResetError:
             # The client went away mid-body: expected, and nobody reads this answer.
             log.info("client disconnected before the request body ended", path=request.path)

@@ -11,7 +11,7 @@ from services.auth.errors import EmailTaken, InvalidCredentials, TooManyAttempts
 from services.auth.keys import AUTH_SERVICE, OUTBOX_RELAY, TOKEN_ISSUER
 from services.auth.passwords import PasswordHasher
 from services.auth.repository import LoginAttemptRepository, UserRepository
-from services.auth.routes import MalformedBody, routes
+from services.auth.routes import routes
 from services.auth.service import AuthService, LoginLimits
 from services.auth.settings import AuthSettings
 from services.auth.token_issuer import TokenIssuer, generate_private_key_pem
@@ -32,7 +32,6 @@ ERRORS: dict[type[Exception], ErrorMapping] = {
         429,
         headers=lambda exc: {"Retry-After": str(getattr(exc, "retry_after_seconds", 60))},
     ),
-    MalformedBody: ErrorMapping(400),
 }
 
 

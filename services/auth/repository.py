@@ -68,6 +68,8 @@ class UserRepository:
 
 @dataclass(frozen=True)
 class WindowCount:
+    #: The counter's document: the scope, the key and the window's start.
+    window_id: str
     count: int
     retry_after_seconds: int
 
@@ -92,7 +94,13 @@ class LoginAttemptRepository:
     async def count(self, scope: str, key: str) -> WindowCount:
         window_id, end = self._window_of(scope, key)
         document = await self.collection.find_one({"_id": window_id})
-        return self._result(document, end)
+        return self._result(window_id, document, end)
+
+    async def give_back(self, counted: WindowCount) -> None:
+        """Undo one `increment` (in the window it counted in, if it still exists)."""
+        await self.collection.update_one(
+            {"_id": counted.window_id, "count": {"$gt": 0}}, {"$inc": {"count": -1}}
+        )
 
     async def increment(self, scope: str, key: str) -> WindowCount:
         window_id, end = self._window_of(scope, key)
@@ -102,15 +110,17 @@ class LoginAttemptRepository:
                 document = await self.collection.find_one_and_update(
                     {"_id": window_id}, update, upsert=True, return_document=ReturnDocument.AFTER
                 )
-                return self._result(document, end)
+                return self._result(window_id, document, end)
             except DuplicateKeyError:
                 continue
         raise RuntimeError("login attempt counter kept conflicting")
 
     @staticmethod
-    def _result(document: Document | None, end: datetime) -> WindowCount:
+    def _result(window_id: str, document: Document | None, end: datetime) -> WindowCount:
         remaining = end - datetime.now(UTC)
         retry_after = max(1, int(remaining / timedelta(seconds=1)) + 1)
         return WindowCount(
-            count=int(document["count"]) if document else 0, retry_after_seconds=retry_after
+            window_id=window_id,
+            count=int(document["count"]) if document else 0,
+            retry_after_seconds=retry_after,
         )

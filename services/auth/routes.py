@@ -16,6 +16,7 @@ from services.auth.schemas import (
     UserAttributes,
     UserResource,
 )
+from shared.forms import MalformedBody, read_form
 from shared.http import (
     IDENTITY,
     JSONAPI_CONTENT_TYPE,
@@ -31,10 +32,6 @@ _JSON_TYPES = {"application/json", JSONAPI_CONTENT_TYPE}
 _POINTER_BASE = "/data/attributes"
 
 
-class MalformedBody(Exception):
-    """The body is not a form or a JSON object."""
-
-
 async def _attributes(request: web.Request) -> dict[str, Any]:
     """Form fields, a flat JSON object, or a JSON:API document's `data.attributes`."""
     if request.content_type in _JSON_TYPES:
@@ -48,8 +45,7 @@ async def _attributes(request: web.Request) -> dict[str, Any]:
         if isinstance(data, dict) and isinstance(data.get("attributes"), dict):
             return dict(data["attributes"])
         return body
-    form = await request.post()
-    return {key: value for key, value in form.items() if isinstance(value, str)}
+    return await read_form(request)
 
 
 @routes.post("/api/v1/users/registration")

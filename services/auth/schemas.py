@@ -7,10 +7,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-# Deliberately simple: one @, no spaces, a dot in the domain. Deliverability is
-# the mail server's business, not a regex's.
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
-BCRYPT_MAX_BYTES = 72
+from services.auth.passwords import BCRYPT_MAX_BYTES
+
+# Deliberately simple: one @, no spaces or control characters, a dot in the domain.
+# Deliverability is the mail server's business, not a regex's.
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s.\x00-\x1f\x7f]+$")
 PASSWORD_MIN_LENGTH = 8
 
 

@@ -58,25 +58,31 @@ class AuthService:
         return user
 
     async def sign_in(self, data: SessionInput, *, client_address: str | None) -> IssuedToken:
-        """Check the password and issue a token, within the per-email and per-address limits.
+        """Check the password and issue a token, within the limits on failures.
 
-        Every attempt counts against the address; only failures count against the
-        email, so its owner is not locked out by signing in often.
+        Only failed sign-ins count, per email (a password guessed at) and per client
+        address (many accounts tried from one place): a success is never limited, so
+        many people behind one NAT address sign in freely. At a limit, attempts get
+        `TooManyAttempts` (429) until the window ends. The email's count is taken
+        before the password is checked and given back on success, so concurrent
+        guesses cannot slip past it.
         """
         key = email_key(data.email)
         if client_address:
-            by_address = await self._attempts.increment("address", client_address)
-            if by_address.count > self._limits.per_address:
+            by_address = await self._attempts.count("address", client_address)
+            if by_address.count >= self._limits.per_address:
                 raise TooManyAttempts(by_address.retry_after_seconds)
-        failures = await self._attempts.count("email", key)
-        if failures.count >= self._limits.per_email:
-            raise TooManyAttempts(failures.retry_after_seconds)
+        by_email = await self._attempts.increment("email", key)
+        if by_email.count > self._limits.per_email:
+            raise TooManyAttempts(by_email.retry_after_seconds)
         user = await self._users.find_by_email(data.email)
         if (
             not await self._hasher.verify(data.password, user.password_hash if user else None)
             or user is None
         ):
-            await self._attempts.increment("email", key)
+            if client_address:
+                await self._attempts.increment("address", client_address)
             raise InvalidCredentials
+        await self._attempts.give_back(by_email)
         token, issued_at = self._issuer.issue(user.id)
         return IssuedToken(access=token, issued_at=datetime.fromtimestamp(issued_at, UTC))

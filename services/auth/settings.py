@@ -17,7 +17,8 @@ class AuthSettings(KinoSettings, MongoSettings, BrokerSettings):
     auth_signing_key: SecretStr | None = None
     auth_token_ttl_seconds: int = Field(default=3600, ge=60)
     auth_bcrypt_rounds: int = Field(default=12, ge=12, le=16)
-    #: Failed logins allowed per email, and login attempts per client address, per window.
+    #: Failed sign-ins allowed per email and per client address, per window; successful
+    #: ones are never limited (`AuthService.sign_in`).
     auth_login_limit_per_email: int = Field(default=5, ge=1)
     auth_login_limit_per_address: int = Field(default=30, ge=1)
     auth_login_window_seconds: int = Field(default=300, ge=1)

@@ -11,7 +11,6 @@ from aiohttp import web
 from services.catalog.errors import (
     InvalidCursor,
     InvalidUploadRequest,
-    MalformedUpload,
     RequestNotFailed,
     StillProcessing,
     TrimRequestNotFound,
@@ -57,7 +56,6 @@ ERRORS: dict[type[Exception], ErrorMapping] = {
     TrimRequestNotFound: ErrorMapping(404, bare_html=True),
     RequestNotFailed: ErrorMapping(422, pointer="/data/attributes/status"),
     UploadTooLarge: ErrorMapping(413),
-    MalformedUpload: ErrorMapping(400),
 }
 
 

@@ -55,7 +55,3 @@ class RequestNotFailed(Exception):
 class UploadTooLarge(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(f"The file exceeds the limit of {limit} bytes")
-
-
-class MalformedUpload(Exception):
-    """The upload is not a form this endpoint can read (the message says why)."""

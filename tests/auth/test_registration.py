@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import pytest
 from pymongo import AsyncMongoClient
 
 from devstack.stores import StoreEndpoints
@@ -101,6 +102,37 @@ async def test_invalid_email_and_short_password(
     assert _pointers(await response.json(content_type=None)) == {
         "/data/attributes/email": "Email is invalid",
         "/data/attributes/password": "Password is too short (minimum is 8 characters)",
+    }
+
+
+@pytest.mark.parametrize(
+    ("password", "why"),
+    [("p" * 73, "73 ASCII bytes"), ("é" * 40, "40 characters, 80 bytes")],
+)
+async def test_passwords_bcrypt_cannot_read_are_refused(
+    http: aiohttp.ClientSession, gateway_url: str, password: str, why: str
+) -> None:
+    response = await http.post(
+        f"{gateway_url}/api/v1/users/registration",
+        data={"email": unique_email(), "password": password, "password_confirmation": password},
+    )
+    assert response.status == 422, why
+    assert _pointers(await response.json(content_type=None)) == {
+        "/data/attributes/password": "Password is too long (maximum is 72 bytes)"
+    }
+
+
+@pytest.mark.parametrize("email", ["a\x00b@example.org", "ab@exa\x00mple.org", "a\x07@b.org"])
+async def test_emails_with_control_characters_are_invalid(
+    http: aiohttp.ClientSession, gateway_url: str, email: str
+) -> None:
+    response = await http.post(
+        f"{gateway_url}/api/v1/users/registration",
+        json={"email": email, "password": PASSWORD, "password_confirmation": PASSWORD},
+    )
+    assert response.status == 422
+    assert _pointers(await response.json(content_type=None)) == {
+        "/data/attributes/email": "Email is invalid"
     }
 
 

@@ -82,6 +82,10 @@ async def test_tampered_or_foreign_cursors_are_refused(
         (f"{flipped}.{mac}", listing),
         ("garbage", listing),
         ("a.b.c", listing),
+        ("YQ.é", listing),  # non-ASCII: `YQ.%C3%A9` on the wire
+        ("é.é", listing),
+        (f"{payload}.{mac}é", listing),
+        ("\x00.\x00", listing),
         (cursor, f"{gateway_url}/video/user/{other_user.id}"),  # another listing's cursor
         (cursor, f"{gateway_url}/video/explore/"),
     ):

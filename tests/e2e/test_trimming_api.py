@@ -79,7 +79,9 @@ async def wait_for_status(
 
 
 def source_objects(s3: Minio, bucket: str) -> set[str]:
-    return {str(o.object_name) for o in s3.list_objects(bucket, prefix="sources/")}
+    """The stored sources; SeaweedFS lists an emptied folder as `sources/`, not an object."""
+    listed = s3.list_objects(bucket, prefix="sources/", recursive=True)
+    return {str(o.object_name) for o in listed if not str(o.object_name).endswith("/")}
 
 
 async def test_upload_schedules_a_request_and_lists_the_clip(
@@ -243,6 +245,21 @@ async def test_restart_of_a_request_that_is_not_yours_is_the_seeds_404(
         ({"duration": "0"}, "/data/attributes/duration", "Duration must be greater than 0"),
         ({"duration": "-2.5"}, "/data/attributes/duration", "Duration must be greater than 0"),
         ({"duration": "x"}, "/data/attributes/duration", "Duration must be a number"),
+        (
+            {"duration": "1e-300"},
+            "/data/attributes/duration",
+            "Duration must be at least 0.001 seconds",
+        ),
+        (
+            {"duration": "4.8e16"},
+            "/data/attributes/duration",
+            "Duration must be less than or equal to 604800",
+        ),
+        (
+            {"start": "4.8e16"},
+            "/data/attributes/trimming_start_time",
+            "Trimming start time must be less than or equal to 604800",
+        ),
         ({"name": ""}, "/data/attributes/name", "Name can't be blank"),
         ({"name": None}, "/data/attributes/name", "Name can't be blank"),
     ],

@@ -53,7 +53,8 @@ class CursorCodec:
             payload = _unb64(encoded)
         except ValueError as exc:
             raise InvalidCursor("Invalid cursor") from exc
-        if not hmac.compare_digest(mac, self._mac(payload)):
+        # Compared as bytes: a str with non-ASCII characters makes compare_digest raise.
+        if not hmac.compare_digest(mac.encode(), self._mac(payload).encode()):
             raise InvalidCursor("Invalid cursor")
         data = json.loads(payload)
         if data.get("l") != listing:

@@ -10,6 +10,14 @@ from pydantic import BaseModel, ConfigDict, field_validator
 # -- the upload form -----------------------------------------------------------
 
 
+#: Times past a week are refused: no video Kino accepts is that long (the transcoder's
+#: limit is 4 h by default), and bounded numbers stay exact through every computation.
+MAX_TIME_SECONDS = 7 * 24 * 3600.0
+#: The shortest clip: a millisecond, shorter than a frame of any video (1000 fps). A
+#: duration under one frame of the actual source fails at the transcoder (`span_too_short`).
+MIN_DURATION_SECONDS = 0.001
+
+
 def _number(value: object) -> float:
     try:
         number = float(str(value).strip())
@@ -17,6 +25,8 @@ def _number(value: object) -> float:
         raise ValueError("must be a number") from None
     if not math.isfinite(number):
         raise ValueError("must be a number")
+    if number > MAX_TIME_SECONDS:
+        raise ValueError(f"must be less than or equal to {MAX_TIME_SECONDS:.0f}")
     return number
 
 
@@ -60,6 +70,8 @@ class TrimForm(BaseModel):
         duration = _number(value)
         if duration <= 0:
             raise ValueError("must be greater than 0")
+        if duration < MIN_DURATION_SECONDS:
+            raise ValueError(f"must be at least {MIN_DURATION_SECONDS} seconds")
         return duration
 
 

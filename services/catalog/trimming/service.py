@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import partial
 
 import structlog
 
@@ -103,16 +102,24 @@ class TrimmingService:
         """Store the uploaded source as it arrives, read the order, schedule the cut.
 
         The form's parts may come in any order and the file is never held whole, so
-        the source is stored before the order is read; an order refused discards it,
-        and a stream cut short or over the limit stores nothing.
+        the source is stored before the order is read; a form or order refused
+        discards it, and a stream cut short or over the limit stores nothing.
         """
         video_id = new_id()
         key = source_key(video_id)
-        received = await receive(partial(self._store_source, key))
+        stored = False
+
+        async def store(chunks: AsyncIterator[bytes], content_type: str) -> int:
+            nonlocal stored
+            stored = True
+            return await self._store_source(key, chunks, content_type)
+
         try:
-            order = read_order(received)
-        except Exception:
-            if received.file_size is not None:
+            order = read_order(await receive(store))
+        except BaseException:
+            # A form refused after its file part arrived (a later part malformed, a
+            # second file, bad fields) must not leave the file behind.
+            if stored:
                 await self._storage.remove([key])
             raise
         job = TrimJob(
