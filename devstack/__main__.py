@@ -107,6 +107,7 @@ def print_banner(stores: StoreEndpoints, running: RunningServices, run_dir: Path
         f"Kino is running: {running.gateway_url}",
         *(f"  {line}" for line in stores.descriptions),
         "  services " + ", ".join(f"{name} {url}" for name, url in running.urls.items()),
+        f"  admin    {running.admin_urls['gateway']} (the gateway's /health, /ready, /metrics)",
         f"  logs     {run_dir / 'logs'}",
         "Press Ctrl-C to stop.",
     ]

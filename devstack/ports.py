@@ -202,12 +202,13 @@ SERVICE_NAMES = ("auth", "catalog", "transcoder", "gateway")
 
 @dataclass(frozen=True)
 class ServicePorts:
-    """HTTP port of each service."""
+    """HTTP port of each service, and the gateway's admin port (its `/ready`)."""
 
     gateway: int = 8080
     auth: int = 8081
     catalog: int = 8082
     transcoder: int = 8083
+    gateway_admin: int = 8090
 
     @staticmethod
     def env_var(name: str) -> str:
@@ -219,7 +220,7 @@ class ServicePorts:
         return cls(
             **{
                 name: _read_port(environ, cls.env_var(name), getattr(defaults, name))
-                for name in SERVICE_NAMES
+                for name in cls._names()
             }
         )
 
@@ -227,16 +228,30 @@ class ServicePorts:
     def dynamic(cls, exclude: Collection[int] = ()) -> ServicePorts:
         taken = set(exclude)
         chosen: dict[str, int] = {}
-        for name in SERVICE_NAMES:
+        for name in cls._names():
             chosen[name] = free_port(exclude=taken)
             taken.add(chosen[name])
         return cls(**chosen)
 
     def by_name(self) -> dict[str, int]:
-        return {field.name: getattr(self, field.name) for field in fields(self)}
+        return {name: getattr(self, name) for name in self._names()}
+
+    def ready_port(self, service: str) -> int:
+        """Where the service answers `/ready`: the gateway on its admin port."""
+        return self.gateway_admin if service == "gateway" else self.by_name()[service]
 
     def needs(self) -> list[PortNeed]:
         return [
-            PortNeed(getattr(self, name), f"the {name} service", self.env_var(name))
-            for name in SERVICE_NAMES
+            PortNeed(getattr(self, name), _component(name), self.env_var(name))
+            for name in self._names()
         ]
+
+    @classmethod
+    def _names(cls) -> list[str]:
+        return [field.name for field in fields(cls)]
+
+
+def _component(port_name: str) -> str:
+    if port_name == "gateway_admin":
+        return "the gateway's admin port"
+    return f"the {port_name} service"

@@ -39,7 +39,7 @@ def service_environ(
 
     Layers, later ones winning: `base` (our own environment), the devstack defaults,
     the caller's `env` (store URLs, test extras such as `KINO_AMQP_QUEUE_PREFIX`), and
-    last the service's own port, which nothing may override since readiness is
+    last the service's own ports, which nothing may override since readiness is
     checked there.
     """
     by_name = ports.by_name()
@@ -50,7 +50,10 @@ def service_environ(
         "KINO_CATALOG_URL": f"http://{LOOPBACK}:{ports.catalog}",
         "PYTHONUNBUFFERED": "1",  # log lines appear as they are written
     }
-    return {**base, **defaults, **env, "KINO_HTTP_PORT": str(by_name[name])}
+    own = {"KINO_HTTP_PORT": str(by_name[name])}
+    if name == "gateway":
+        own["KINO_GATEWAY_ADMIN_PORT"] = str(ports.gateway_admin)
+    return {**base, **defaults, **env, **own}
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ class ServiceLaunch:
     env: Mapping[str, str]
     log_path: Path
     url: str
+    #: Where it answers `/ready`: its own URL, the gateway's admin URL for the gateway.
+    ready_url: str
     echo: bool = False
 
     def spawn(self, *, append: bool = False) -> ManagedProcess:
@@ -92,6 +97,11 @@ class RunningServices:
     @property
     def gateway_url(self) -> str:
         return self.urls["gateway"]
+
+    @property
+    def admin_urls(self) -> dict[str, str]:
+        """Where each service serves `/health`, `/ready` and `/metrics`."""
+        return {name: launch.ready_url for name, launch in self.launches.items()}
 
     def log_path(self, name: str) -> Path:
         return self.processes[name].log_path
@@ -131,11 +141,12 @@ def start_services(
                 service_environ(name, ports, env, base),
                 run_dir / "logs" / f"{name}.log",
                 _url(ports, name),
+                f"http://{LOOPBACK}:{ports.ready_port(name)}",
                 echo,
             )
             logger.info("starting the %s service on %s", name, launch.url)
             started[name] = launch.spawn()
-            _wait_ready(started[name], launch.url, ready_timeout)
+            _wait_ready(started[name], launch.ready_url, ready_timeout)
         # `started` itself, not a copy: a restarted service's process is the one to stop.
         yield RunningServices({name: _url(ports, name) for name in started}, started, launches)
     finally:

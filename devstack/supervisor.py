@@ -107,7 +107,7 @@ class Supervisor:
             if state.restart_at is not None:
                 if now >= state.restart_at:
                     self._restart(name, state, now)
-            elif state.awaiting_ready and answers_ready(self._running.launches[name].url):
+            elif state.awaiting_ready and answers_ready(self._running.launches[name].ready_url):
                 state.awaiting_ready = False
                 logger.info("%s is ready again at %s", name, self._running.launches[name].url)
 

@@ -10,7 +10,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from shared.config import KinoSettings
-from shared.health import HEALTH_PATHS, add_health_routes, metrics_middleware
+from shared.health import HEALTH_PATHS, add_health_routes, add_health_state, metrics_middleware
 from shared.http import (
     ErrorMapping,
     add_request_id_header,
@@ -31,10 +31,12 @@ def new_service_app(
     open_paths: tuple[str, ...] = (),
     verify_identity: bool = True,
     client_max_size: int = 1024**2,
+    health_routes: bool = True,
 ) -> web.Application:
     """An app with request ids, metrics, the error table, gateway-identity checks and
     the health routes. Only `HEALTH_PATHS` and `open_paths` skip the identity check;
-    the gateway itself (`verify_identity=False`) is where identities are made."""
+    the gateway itself (`verify_identity=False`) is where identities are made, and
+    serves the health routes on its admin port instead (`health_routes=False`)."""
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)  # CPU, memory, open files of this process
     middlewares = [request_id_middleware, metrics_middleware(registry), error_middleware(errors)]
@@ -43,9 +45,20 @@ def new_service_app(
         middlewares.append(identity_middleware(verifier, (*HEALTH_PATHS, *open_paths)))
     app = web.Application(client_max_size=client_max_size, middlewares=middlewares)
     app.on_response_prepare.append(add_request_id_header)
-    add_health_routes(app, registry)
+    add_health_state(app, registry)
+    if health_routes:
+        add_health_routes(app)
     app[OUTBOX_BACKLOG] = outbox_backlog_gauge(registry)
     return app
+
+
+class PortTaken(Exception):
+    """Something else listens on a port the service needs."""
+
+    def __init__(self, host: str, port: int, variable: str) -> None:
+        super().__init__(
+            f"port {port} on {host} is already in use (set {variable} to another port)"
+        )
 
 
 def run_service(
@@ -55,7 +68,8 @@ def run_service(
 ) -> None:
     """Build settings from the environment, configure logging, serve until SIGTERM/SIGINT.
 
-    Configuration errors and a port in use end the process with one clear line.
+    Configuration errors and a port in use (`PortTaken`, or the service's own port) end
+    the process with one clear line.
     """
     try:
         settings = settings_factory()
@@ -72,10 +86,10 @@ def run_service(
             access_log=None,
             shutdown_timeout=settings.shutdown_grace_seconds,
         )
+    except PortTaken as exc:
+        sys.exit(f"{service}: {exc}")
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            sys.exit(
-                f"{service}: port {settings.http_port} on {settings.http_host} is already in use "
-                f"(set KINO_HTTP_PORT to another port)"
-            )
+            taken = PortTaken(settings.http_host, settings.http_port, "KINO_HTTP_PORT")
+            sys.exit(f"{service}: {taken}")
         raise

@@ -1,4 +1,8 @@
-"""`/health` (liveness), `/ready` (dependencies reachable) and `/metrics` (Prometheus)."""
+"""`/health` (liveness), `/ready` (dependencies reachable) and `/metrics` (Prometheus).
+
+Internal services serve them on their one port, which only the cluster reaches. The
+gateway's port is public, so it serves them on a separate admin port (`admin_app`).
+"""
 
 from __future__ import annotations
 
@@ -87,12 +91,25 @@ def metrics_middleware(
     return middleware
 
 
-def add_health_routes(app: web.Application, registry: CollectorRegistry) -> ReadinessChecks:
-    """Register the three routes; returns the checks for the service to fill."""
+def add_health_state(app: web.Application, registry: CollectorRegistry) -> ReadinessChecks:
+    """Give the app its readiness checks (for the service to fill) and metrics registry."""
     checks = ReadinessChecks()
     app[READINESS] = checks
     app[METRICS_REGISTRY] = registry
+    return checks
+
+
+def add_health_routes(app: web.Application) -> None:
+    """Serve the three routes from the app's own health state."""
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics)
-    return checks
+
+
+def admin_app(service_app: web.Application) -> web.Application:
+    """An app serving only the three routes, for `service_app`'s checks and metrics."""
+    admin = web.Application()
+    admin[READINESS] = service_app[READINESS]
+    admin[METRICS_REGISTRY] = service_app[METRICS_REGISTRY]
+    add_health_routes(admin)
+    return admin

@@ -1,7 +1,8 @@
-"""The gateway's app factory: the only public port of Kino."""
+"""The gateway's app factory: the only public port of Kino, and its admin port."""
 
 from __future__ import annotations
 
+import errno
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -11,16 +12,19 @@ from services.gateway.keys import HTTP_SESSION, IDENTITY_SIGNER, SETTINGS, TOKEN
 from services.gateway.routes import routes
 from services.gateway.settings import GatewaySettings
 from services.gateway.token_verifier import JwksTokenVerifier
-from shared.app_factory import new_service_app
+from shared.app_factory import PortTaken, new_service_app
+from shared.health import admin_app
 from shared.identity import IdentitySigner
 from shared.keys import READINESS
+from shared.lifecycle import CleanupContext
 
 SERVICE = "gateway"
 
 
 def create_app(settings: GatewaySettings) -> web.Application:
-    # Bodies are streamed by the proxy, which enforces its own limits.
-    app = new_service_app(settings, errors={}, verify_identity=False)
+    # Bodies are streamed by the proxy, which enforces its own limits. The health routes
+    # are not on the public port: a public path there is proxied or a 404.
+    app = new_service_app(settings, errors={}, verify_identity=False, health_routes=False)
     app[SETTINGS] = settings
     app[IDENTITY_SIGNER] = IdentitySigner(settings.internal_secret.get_secret_value())
 
@@ -41,8 +45,33 @@ def create_app(settings: GatewaySettings) -> web.Application:
             yield
 
     app.cleanup_ctx.append(http_session)
+    app.cleanup_ctx.append(_admin_port(settings))
     app.add_routes(routes)
     return app
+
+
+def _admin_port(settings: GatewaySettings) -> CleanupContext:
+    """Serve `/health`, `/ready` and `/metrics` on `KINO_GATEWAY_ADMIN_PORT` while the
+    gateway runs."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        runner = web.AppRunner(admin_app(app), access_log=None)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, settings.http_host, settings.gateway_admin_port)
+            try:
+                await site.start()
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                raise PortTaken(
+                    settings.http_host, settings.gateway_admin_port, "KINO_GATEWAY_ADMIN_PORT"
+                ) from exc
+            yield
+        finally:
+            await runner.cleanup()
+
+    return context
 
 
 async def _healthy(session: aiohttp.ClientSession, base_url: str) -> bool:

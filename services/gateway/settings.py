@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from shared.config import SETTINGS_CONFIG, KinoSettings
 
@@ -11,6 +11,8 @@ class GatewaySettings(KinoSettings):
     model_config = SETTINGS_CONFIG
 
     http_port: int = Field(default=8080, ge=1, le=65535)
+    #: `/health`, `/ready` and `/metrics`: probed and scraped here, never on the public port.
+    gateway_admin_port: int = Field(default=8090, ge=1, le=65535)
     auth_url: str = "http://127.0.0.1:8081"
     catalog_url: str = "http://127.0.0.1:8082"
     gateway_connect_timeout_seconds: float = Field(default=5.0, gt=0)
@@ -25,3 +27,9 @@ class GatewaySettings(KinoSettings):
     gateway_jwks_min_refresh_seconds: float = Field(default=30.0, ge=0)
     #: Proxies in front of the gateway whose `X-Forwarded-For` entries are trusted (0: none).
     gateway_trusted_proxy_hops: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _admin_port_is_its_own(self) -> GatewaySettings:
+        if self.gateway_admin_port == self.http_port:
+            raise ValueError("KINO_GATEWAY_ADMIN_PORT must differ from KINO_HTTP_PORT")
+        return self

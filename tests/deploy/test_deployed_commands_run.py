@@ -58,6 +58,8 @@ def test_the_deployed_command_becomes_ready(
     deployed = environment(service)
     assert deployed["KINO_HTTP_HOST"] == "0.0.0.0"  # containers listen on every interface
     port = free_port()
+    # The gateway answers /ready on its admin port only (the public one has no /ready).
+    ready_port = free_port(exclude={port}) if service == "gateway" else port
     prefix = f"deployed-{uuid.uuid4().hex[:8]}"
     for name in (
         "users",
@@ -72,6 +74,7 @@ def test_the_deployed_command_becomes_ready(
         "KINO_ENV": "development",
         "KINO_HTTP_HOST": "127.0.0.1",
         "KINO_HTTP_PORT": str(port),
+        **({"KINO_GATEWAY_ADMIN_PORT": str(ready_port)} if service == "gateway" else {}),
         **stores.service_env(),
         "KINO_S3_PUBLIC_ENDPOINT": stores.s3_endpoint,
         "KINO_AMQP_EXCHANGE": f"kino.{prefix}",
@@ -91,7 +94,7 @@ def test_the_deployed_command_becomes_ready(
     )
     try:
         wait_until(
-            lambda: http_ok(f"http://127.0.0.1:{port}/ready"),
+            lambda: http_ok(f"http://127.0.0.1:{ready_port}/ready"),
             what=f"{service} as {source} runs it",
             timeout=60,
             error=ServiceFailed,

@@ -86,6 +86,7 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "transcoder": TranscoderSettings,
 }
 SERVICE_PORTS = {"gateway": 8080, "auth": 8081, "catalog": 8082, "transcoder": 8083}
+GATEWAY_ADMIN_PORT = 8090
 KINO_IMAGE = "kino"
 
 
@@ -313,12 +314,21 @@ def test_init_job_runs_init_stores_then_the_notification() -> None:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_probes_hit_health_routes_on_the_service_port(service: str) -> None:
+    """Internal services are probed on their one port; the gateway on its admin port,
+    since its public port does not serve the health routes."""
     objects = load_manifests()
     container = service_container(objects, service)
-    (port,) = container["ports"]
+    port, *admin = container["ports"]
     assert port["containerPort"] == SERVICE_PORTS[service]
     assert env_value(container, "KINO_HTTP_PORT") == str(port["containerPort"])
     assert env_value(container, "KINO_HTTP_HOST") == "0.0.0.0"
+    probed = port
+    if service == "gateway":
+        (probed,) = admin
+        assert probed["containerPort"] == GATEWAY_ADMIN_PORT
+        assert env_value(container, "KINO_GATEWAY_ADMIN_PORT") == str(GATEWAY_ADMIN_PORT)
+    else:
+        assert admin == []
     for probe, path in [
         ("readinessProbe", "/ready"),
         ("livenessProbe", "/health"),
@@ -326,7 +336,7 @@ def test_probes_hit_health_routes_on_the_service_port(service: str) -> None:
     ]:
         get = container[probe]["httpGet"]
         assert get["path"] == path, probe
-        assert get["port"] in (port["name"], port["containerPort"]), probe
+        assert get["port"] in (probed["name"], probed["containerPort"]), probe
     (service_port,) = find(objects, "Service", service)["spec"]["ports"]
     assert service_port["targetPort"] in (port["name"], port["containerPort"])
     assert service_port["port"] == SERVICE_PORTS[service]

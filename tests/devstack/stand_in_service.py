@@ -2,13 +2,15 @@
 
 Run as `python stand_in_service.py [--exit-at-once] [--ignore-sigterm] [--spawn-child]`.
 It serves `/ready` (200) and `/env` (its `KINO_*` environment as JSON) on
-`KINO_HTTP_HOST:KINO_HTTP_PORT`, like a real service configured by the environment.
+`KINO_HTTP_HOST:KINO_HTTP_PORT`, like a real service configured by the environment,
+and on `KINO_GATEWAY_ADMIN_PORT` too when it is set (the gateway's admin port).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -59,13 +61,11 @@ def main(flags: list[str]) -> None:
     ignore_sigterm = "--ignore-sigterm" in flags
     if ignore_sigterm:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    web.run_app(
-        app,
-        host=os.environ["KINO_HTTP_HOST"],
-        port=int(os.environ["KINO_HTTP_PORT"]),
-        handle_signals=not ignore_sigterm,
-        print=None,
-    )
+    ports = [os.environ["KINO_HTTP_PORT"], os.environ.get("KINO_GATEWAY_ADMIN_PORT")]
+    sockets = [
+        socket.create_server((os.environ["KINO_HTTP_HOST"], int(port))) for port in ports if port
+    ]
+    web.run_app(app, sock=sockets, handle_signals=not ignore_sigterm, print=None)
 
 
 if __name__ == "__main__":

@@ -50,10 +50,12 @@ def test_services_start_in_order_with_their_settings(run_dir: Path) -> None:
         **extras,
         "KINO_HTTP_HOST": "127.0.0.1",
         "KINO_HTTP_PORT": str(ports.gateway),
+        "KINO_GATEWAY_ADMIN_PORT": str(ports.gateway_admin),
         "KINO_AUTH_URL": f"http://127.0.0.1:{ports.auth}",
         "KINO_CATALOG_URL": f"http://127.0.0.1:{ports.catalog}",
     }
     assert auth_env["KINO_HTTP_PORT"] == str(ports.auth)
+    assert "KINO_GATEWAY_ADMIN_PORT" not in auth_env
     assert all(port_is_free(port) for port in ports.by_name().values())
     assert not any(psutil.pid_exists(pid) for pid in started_at)
     assert "stand-in starting" in (run_dir / "logs" / "gateway.log").read_text()

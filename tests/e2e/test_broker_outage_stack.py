@@ -320,7 +320,7 @@ async def ready_status(http: aiohttp.ClientSession, url: str) -> int:
 
 async def all_ready(http: aiohttp.ClientSession, stack: BrokerStack) -> bool:
     statuses = await asyncio.gather(
-        *(ready_status(http, stack.running.urls[name]) for name in SERVICES)
+        *(ready_status(http, stack.running.admin_urls[name]) for name in SERVICES)
     )
     return set(statuses) == {200}
 
@@ -447,7 +447,7 @@ async def survive(
 
     at_fault = await eventually(mid_load, within=30, interval=0.05)
 
-    async with ReadinessWatch(http, stack.running.urls) as watch:
+    async with ReadinessWatch(http, stack.running.admin_urls) as watch:
         fault_at = time.monotonic()
         await fault.down()
         down_at = time.monotonic()

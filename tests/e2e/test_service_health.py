@@ -31,7 +31,7 @@ EXPECTED_CHECKS = {
 async def test_health_ready_and_metrics(
     http: aiohttp.ClientSession, stack: RunningServices, service: str
 ) -> None:
-    base = stack.urls[service]
+    base = stack.admin_urls[service]
     async with http.get(f"{base}/health") as response:
         assert response.status == 200
         assert await response.json() == {"status": "ok"}
@@ -40,12 +40,42 @@ async def test_health_ready_and_metrics(
         body = await response.json()
         assert body["status"] == "ready"
         assert body["checks"] == dict.fromkeys(EXPECTED_CHECKS[service], True)
+    # Requests are counted on the service's own port: the gateway's public port, where
+    # /health_check is (the probes of its admin port are not counted).
+    metered = "/health_check" if service == "gateway" else "/ready"
+    async with http.get(f"{stack.urls[service]}{metered}") as response:
+        assert response.status == 200
     async with http.get(f"{base}/metrics") as response:
         assert response.status == 200
         assert response.content_type == "text/plain"
         text = await response.text()
-        assert 'http_requests_total{method="GET",route="/ready",status="200"}' in text
+        assert f'http_requests_total{{method="GET",route="{metered}",status="200"}}' in text
         assert "http_request_duration_seconds_bucket" in text
+
+
+@pytest.mark.parametrize("path", ["/health", "/ready", "/metrics"])
+async def test_the_gateways_public_port_does_not_serve_internal_endpoints(
+    http: aiohttp.ClientSession, stack: RunningServices, path: str
+) -> None:
+    async with http.get(f"{stack.gateway_url}{path}") as response:
+        assert response.status == 404
+        assert await response.json() == {"detail": "Not Found"}
+    async with http.get(f"{stack.admin_urls['gateway']}{path}") as response:
+        assert response.status == 200
+
+
+async def test_the_admin_port_counts_the_public_ports_requests(
+    http: aiohttp.ClientSession, stack: RunningServices
+) -> None:
+    async with http.get(f"{stack.gateway_url}/health_check") as response:
+        assert response.status == 200  # the seed's health check stays public
+        assert await response.json() == {}
+    async with http.get(f"{stack.admin_urls['gateway']}/metrics") as response:
+        text = await response.text()
+    assert 'http_requests_total{method="GET",route="/health_check",status="200"}' in text
+    # The admin port serves only those three routes.
+    async with http.get(f"{stack.admin_urls['gateway']}/health_check") as response:
+        assert response.status == 404
 
 
 async def test_ready_reports_a_store_that_went_down(
