@@ -18,18 +18,12 @@ from shared.events import Envelope, VideoUploaded
 from tests.conftest import (
     Account,
     events_handled,
-    make_user,
     my_videos,
     upload_video,
     wait_until_done,
 )
 from tests.polling import eventually
 from tests.transcoder.media_factory import make_audio_only, make_clip
-
-
-@pytest.fixture
-async def account(http: aiohttp.ClientSession, gateway_url: str) -> Account:
-    return await make_user(http, gateway_url)
 
 
 async def _download(http: aiohttp.ClientSession, url: str, path: Path) -> Path:

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from minio import Minio
 
-from tests.conftest import Account, make_user
+from tests.conftest import Account
 from tests.e2e.test_trimming_api import JSONAPI, requests_of, source_objects
 from tests.transcoder.media_factory import make_clip
 
@@ -22,11 +22,6 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     path = tmp_path_factory.mktemp("forms") / "source.mp4"
     make_clip(path, seconds=1)
     return path.read_bytes()
-
-
-@pytest.fixture
-async def account(http: aiohttp.ClientSession, gateway_url: str) -> Account:
-    return await make_user(http, gateway_url)
 
 
 def part(name: bytes, value: bytes, *, filename: bytes | None = None) -> bytes:

@@ -19,11 +19,6 @@ SEED_401 = {"errors": [{"detail": "Not authorized", "source": {}}], "jsonapi": {
 NOT_INCLUDED = {"meta": {"included": False}}
 
 
-@pytest.fixture
-async def account(http: aiohttp.ClientSession, gateway_url: str) -> Account:
-    return await make_user(http, gateway_url)
-
-
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     path = tmp_path_factory.mktemp("trim") / "source.mp4"

@@ -9,11 +9,10 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import psutil
-import pytest
 from minio import Minio
 
 from devstack.services import RunningServices
-from tests.conftest import Account, make_user
+from tests.conftest import Account
 from tests.e2e.test_trimming_api import source_objects
 from tests.polling import eventually
 
@@ -21,11 +20,6 @@ MiB = 1024 * 1024
 GiB = 1024 * MiB
 #: Growth of resident memory allowed while 1 GiB streams through a service.
 MEMORY_BUDGET = 100 * MiB
-
-
-@pytest.fixture
-async def account(http: aiohttp.ClientSession, gateway_url: str) -> Account:
-    return await make_user(http, gateway_url)
 
 
 async def _zeros(total: int, chunk: int = MiB) -> AsyncIterator[bytes]:
