@@ -176,8 +176,12 @@ def decode_vs_ffmpeg(ctx: BenchContext) -> Ratio:
 
 
 def remux_vs_transcode(ctx: BenchContext) -> Ratio:
-    """`make_playback` on a playable H.264/AAC MP4 (remux) ÷ the PyAV transcode of it."""
-    name, target = "playback time, remux / transcode", "<= 0.05"
+    """`make_playback` on a playable H.264/AAC MP4 (remux) ÷ the PyAV transcode of it.
+
+    The remux decodes every packet it copies, so that no undecodable packet reaches the
+    playback file (it falls back to a transcode that leaves them out): it costs about
+    one decode of the file, a tenth of an encode at most."""
+    name, target = "playback time, remux / transcode", "<= 0.1"
     remux_out, pyav_out = ctx.workdir / "remuxed.mp4", ctx.workdir / "pyav.mp4"
     remuxed: list[bool] = []
     remux = ctx.best(

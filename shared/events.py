@@ -59,6 +59,7 @@ class FailureCode(StrEnum):
     TOO_LONG = "too_long"
     RESOLUTION_TOO_HIGH = "resolution_too_high"
     START_BEYOND_END = "start_beyond_end"
+    SPAN_TOO_SHORT = "span_too_short"
     SOURCE_MISSING = "source_missing"
     # the platform
     WORKER_CRASHED = "worker_crashed"
@@ -99,6 +100,9 @@ class VideoProcessed(Event):
     playback_key: str
     thumbnail_key: str
     attempt: int = Field(default=1, ge=1)
+    #: Source packets left out of the playback file because they did not decode (the
+    #: pictures after one are concealed by the decoder); 0 for a clean source.
+    dropped_packets: int = Field(default=0, ge=0)
 
 
 class VideoFailed(Event):
@@ -151,6 +155,9 @@ class TrimCompleted(Event):
     #: The real duration of the clip (shorter than asked when clipped at the end).
     duration_seconds: float
     attempt: int = Field(default=1, ge=1)
+    #: Source packets of the span left out of the clip because they did not decode, as
+    #: in `VideoProcessed`.
+    dropped_packets: int = Field(default=0, ge=0)
 
 
 class TrimFailed(Event):

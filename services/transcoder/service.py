@@ -112,6 +112,7 @@ class MediaJobs:
                 video_id=event.video_id,
                 remuxed=prepared.remuxed,
                 duration=prepared.info.duration_seconds,
+                dropped_packets=prepared.dropped_packets,
             )
             return VideoProcessed(
                 video_id=event.video_id,
@@ -121,6 +122,7 @@ class MediaJobs:
                 playback_key=playback_key(event.video_id),
                 thumbnail_key=thumbnail_key(event.video_id),
                 attempt=event.attempt,
+                dropped_packets=prepared.dropped_packets,
             )
 
     async def discard_upload(self, event: VideoUploaded) -> None:
@@ -175,13 +177,19 @@ class MediaJobs:
                 log.info("trim rejected", trim_id=event.trim_id, reason=str(exc))
                 return failed(failure_reason=str(exc), failure_code=exc.code)
             await self._storage.upload(clip, clip_key(event.trim_id), PLAYBACK_CONTENT_TYPE)
-            log.info("trim done", trim_id=event.trim_id, frames=result.frames)
+            log.info(
+                "trim done",
+                trim_id=event.trim_id,
+                frames=result.frames,
+                dropped_packets=result.dropped_packets,
+            )
             return TrimCompleted(
                 trim_id=event.trim_id,
                 video_id=event.video_id,
                 clip_key=clip_key(event.trim_id),
                 duration_seconds=result.duration_seconds,
                 attempt=event.attempt,
+                dropped_packets=result.dropped_packets,
             )
 
     async def _source_probe(self, video_id: str, source: Path, workdir: Path) -> MediaInfo:

@@ -1,4 +1,5 @@
-"""Test media made with PyAV on the spot: clips, audio-only files, stills, garbage.
+"""Test media made with PyAV on the spot: clips, audio-only files, stills, garbage, and
+damaged copies of clips (truncated, corrupted packets, lying headers, polyglots).
 
 Pictures come from FFmpeg's own test sources run through PyAV filter graphs:
 `testsrc2` (colour bars and moving shapes, mean luma around 120), `corner` (a white
@@ -12,8 +13,11 @@ whole second (`audio_onset` finds the first beep).
 
 from __future__ import annotations
 
+import io
 import math
 import random
+import struct
+import zipfile
 from array import array
 from collections.abc import Callable, Iterator
 from fractions import Fraction
@@ -24,6 +28,8 @@ import av
 from av.audio.frame import AudioFrame
 from av.audio.resampler import AudioResampler
 from av.audio.stream import AudioStream
+from av.packet import Packet
+from av.stream import Stream
 from av.video.frame import PictureType, VideoFrame
 from av.video.stream import VideoStream
 
@@ -220,13 +226,20 @@ def make_audio_only(path: Path, *, seconds: float = 2.0, codec: str = "aac") -> 
     return path
 
 
-def make_still_image(path: Path, size: tuple[int, int] = (320, 240)) -> Path:
-    """A single JPEG picture (FFmpeg's image2 muxer with the mjpeg encoder)."""
+#: The still-picture encoders `make_still_image` knows, with the pixel format each takes.
+_STILL_PIXEL_FORMATS = {"mjpeg": "yuvj420p", "png": "rgb24"}
+
+
+def make_still_image(
+    path: Path, size: tuple[int, int] = (320, 240), codec: Literal["mjpeg", "png"] = "mjpeg"
+) -> Path:
+    """A single JPEG (or PNG) picture, written by FFmpeg's image2 muxer."""
+    pixel_format = _STILL_PIXEL_FORMATS[codec]
     with av.open(str(path), "w", format="image2") as output:
-        stream = output.add_stream("mjpeg", rate=1)
+        stream = output.add_stream(codec, rate=1)
         stream.width, stream.height = size
-        stream.pix_fmt = "yuvj420p"
-        picture = next(_pictures("testsrc", size, 1, "yuvj420p", 1))
+        stream.pix_fmt = pixel_format
+        picture = next(_pictures("testsrc", size, 1, pixel_format, 1))
         picture.pts = 0
         output.mux(stream.encode(picture))
         output.mux(stream.encode(None))
@@ -264,6 +277,86 @@ def zero_media_data(src: Path, dst: Path) -> Path:
         raise ValueError("write the source with faststart, so moov comes before mdat")
     data[start:] = bytes(len(data) - start)
     dst.write_bytes(bytes(data))
+    return dst
+
+
+def corrupt_packets(src: Path, dst: Path, indices: list[int], seed: int = 1) -> Path:
+    """A copy of `src` whose video packets number `indices` (in file order) have half
+    their bytes, from the 17th on, overwritten with noise; the container is untouched.
+    In an H.264 MP4 the NAL length and header survive and the slice header is garbage,
+    so the decoder fails on each such packet (noise further in would be concealed)."""
+    data = bytearray(src.read_bytes())
+    noise = random.Random(seed)
+    with av.open(str(src)) as source:
+        packets = [(p.pos, p.size) for p in source.demux(video=0) if p.size]
+    for index in indices:
+        position, size = packets[index]
+        assert position is not None
+        start = position + min(16, size // 4)
+        data[start : start + size // 2] = noise.randbytes(size // 2)
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def claim_duration(src: Path, dst: Path, seconds: float) -> Path:
+    """A copy of a Matroska/WebM file whose Segment header claims `seconds`, whatever its
+    data holds (FFmpeg trusts that claim; it measures an MP4's from its sample tables)."""
+    data = bytearray(src.read_bytes())
+    # The Duration element: ID 0x4489, then its size (0x88: an 8-byte float), in units
+    # of the TimestampScale FFmpeg writes (1 ms).
+    at = data.index(b"\x44\x89\x88") + 3
+    data[at : at + 8] = struct.pack(">d", seconds * 1000)
+    dst.write_bytes(bytes(data))
+    with av.open(str(dst)) as check:
+        assert check.duration == round(seconds * av.time_base), "the claim did not take"
+    return dst
+
+
+def add_subtitles(src: Path, dst: Path, cues: list[tuple[float, float, str]]) -> Path:
+    """`src`'s streams copied into a Matroska file with a SubRip stream of `cues` (start
+    and end in seconds, text), interleaved by time."""
+    srt = dst.with_suffix(".srt")
+    srt.write_text(
+        "".join(
+            f"{number}\n{_srt_time(start)} --> {_srt_time(end)}\n{text}\n\n"
+            for number, (start, end, text) in enumerate(cues, start=1)
+        )
+    )
+    with (
+        av.open(str(src)) as source,
+        av.open(str(srt)) as subtitles,
+        av.open(str(dst), "w", format="matroska") as output,
+    ):
+        targets = {s.index: output.add_stream_from_template(s) for s in source.streams}
+        subtitle_stream = output.add_stream_from_template(subtitles.streams[0])
+        pending = [p for p in subtitles.demux() if p.size]
+        for packet in source.demux():
+            if packet.dts is None:
+                continue
+            while pending and _seconds(pending[0]) <= _seconds(packet):
+                cue = pending.pop(0)
+                cue.stream = subtitle_stream
+                output.mux(cue)
+            packet.stream = targets[packet.stream_index]
+            output.mux(packet)
+        for cue in pending:
+            cue.stream = subtitle_stream
+            output.mux(cue)
+    return dst
+
+
+def prepend(head: Path, body: Path, dst: Path) -> Path:
+    """`head`'s bytes followed by `body`'s: a polyglot such as a JPEG with an MP4 after."""
+    dst.write_bytes(head.read_bytes() + body.read_bytes())
+    return dst
+
+
+def append_zip(src: Path, dst: Path) -> Path:
+    """`src` with a ZIP archive appended (a polyglot that unzips as well as it plays)."""
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("readme.txt", "not a video\n" * 50)
+    dst.write_bytes(src.read_bytes() + archive.getvalue())
     return dst
 
 
@@ -311,6 +404,19 @@ def bright_corner(frame: VideoFrame) -> str:
         for horizontal, left in (("left", 0.0), ("right", 0.5))
     }
     return max(quadrants, key=lambda name: quadrants[name])
+
+
+def _srt_time(seconds: float) -> str:
+    milliseconds = round(seconds * 1000)
+    hours, rest = divmod(milliseconds, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    return f"{hours:02d}:{minutes:02d}:{rest // 1000:02d},{rest % 1000:03d}"
+
+
+def _seconds(packet: Packet[Stream]) -> float:
+    assert packet.dts is not None
+    assert packet.time_base is not None
+    return float(packet.dts * packet.time_base)
 
 
 def _pictures(

@@ -207,22 +207,30 @@ def test_transcode_chooses_its_own_keyframes(media_dir: Path) -> None:
     assert _keyframes(output) == 1
 
 
-def test_truncated_mp4_with_its_index_is_rejected_by_both_paths(
+def test_truncated_mp4_with_its_index_is_rejected_before_any_playback_work(
     media_dir: Path,
 ) -> None:
-    # With faststart the index survives the cut: probe passes, the data runs out.
+    # With faststart the index survives the cut: the container claims 2 s, the data
+    # stops at about 1 s. `probe` judges it for hosting and trimming alike.
     whole = factory.make_clip(media_dir / "whole.mp4", seconds=2, faststart=True)
     cut = factory.truncate(whole, media_dir / "cut.mp4", fraction=0.5)
-    info = probe(cut, GENEROUS)
-    output = media_dir / "cut-out.mp4"
 
-    with pytest.raises(MediaRejected) as by_remux:
-        make_playback(cut, output, info, PlaybackProfile())
-    with pytest.raises(MediaRejected) as by_transcode:
-        transcode(cut, output, info, SMALL)
+    with pytest.raises(MediaRejected) as rejected:
+        probe(cut, GENEROUS)
 
-    assert str(by_remux.value) == "video data is truncated"
-    assert str(by_transcode.value) == "video data is truncated"
+    assert str(rejected.value) == "video data is truncated"
+    assert rejected.value.code == "corrupt_media"
+
+
+def test_a_remux_checks_that_every_packet_decodes(media_dir: Path) -> None:
+    whole = factory.make_clip(media_dir / "to-damage.mp4", seconds=2)
+    damaged = factory.corrupt_packets(whole, media_dir / "damaged.mp4", [20])
+    output = media_dir / "damaged-remux.mp4"
+
+    with pytest.raises(MediaRejected) as rejected:
+        remux(damaged, output)
+
+    assert str(rejected.value) == "video data is corrupt"
     assert not output.exists()
 
 

@@ -172,11 +172,54 @@ def test_limits_are_checked_before_any_decoding(faststart_mp4: Path, media_dir: 
     assert str(corrupt.value) == "video data is corrupt"
 
 
-def test_reasons_are_the_ones_the_api_shows() -> None:
-    assert errors.NOT_MEDIA == "file is not a media file"
-    assert errors.NO_VIDEO == "no video stream"
-    assert errors.TOO_LONG == "video longer than the limit"
-    assert errors.TOO_LARGE == "resolution above the limit"
+@pytest.mark.parametrize(
+    ("reason", "text", "code"),
+    [
+        (errors.NOT_MEDIA, "file is not a media file", "not_media"),
+        (errors.NO_VIDEO, "no video stream", "no_video_stream"),
+        (errors.TOO_LONG, "video longer than the limit", "too_long"),
+        (errors.TOO_LARGE, "resolution above the limit", "resolution_too_high"),
+        (errors.VIDEO_CORRUPT, "video data is corrupt", "corrupt_media"),
+        (errors.AUDIO_CORRUPT, "audio data is corrupt", "corrupt_media"),
+        (errors.TRUNCATED, "video data is truncated", "corrupt_media"),
+        (
+            errors.ENCODING_FAILED,
+            "the video could not be converted for playback",
+            "unsupported_codec",
+        ),
+        (errors.BEYOND_END, "start is beyond the end of the video", "start_beyond_end"),
+        (errors.SPAN_TOO_SHORT, "the span is shorter than one frame", "span_too_short"),
+    ],
+)
+def test_reasons_are_the_ones_the_api_shows_with_their_codes(
+    reason: str, text: str, code: str
+) -> None:
+    assert reason == text
+    assert MediaRejected(reason).code == code
+
+
+def test_the_end_of_the_video_is_read_from_its_packets(media_dir: Path) -> None:
+    # MPEG-TS: the timeline starts with the audio, before the first picture.
+    clip = factory.make_clip(media_dir / "late.ts", seconds=1, start_seconds=10)
+
+    info = probe(clip, GENEROUS)
+
+    assert info.video_end_seconds == pytest.approx(info.duration_seconds, abs=FRAME)
+    assert 0.9 < info.video_end_seconds <= info.duration_seconds
+
+
+def test_data_running_past_the_duration_limit_is_too_long_whatever_the_header_says(
+    media_dir: Path,
+) -> None:
+    # The Matroska header claims 1 s; 3 s of data follow.
+    clip = factory.make_clip(media_dir / "long.mkv", seconds=3)
+    modest = factory.claim_duration(clip, media_dir / "modest.mkv", 1)
+    limits = MediaLimits(max_duration_seconds=2, max_width=7680, max_height=4320)
+
+    with pytest.raises(MediaRejected) as rejected:
+        probe(modest, limits)
+
+    assert str(rejected.value) == "video longer than the limit"
 
 
 def test_a_missing_file_is_an_environment_error_not_a_rejection(media_dir: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from services.transcoder.media import playback
 from services.transcoder.media.cut import cut
-from services.transcoder.media.errors import ENCODING_FAILED
+from services.transcoder.media.errors import ENCODING_FAILED, MAX_DECODE_ERRORS
 from services.transcoder.media.lanes import PlaybackProfile
 from services.transcoder.media.pipeline import cut_clip, prepare_media
 from services.transcoder.media.playback import make_playback, remux, transcode
@@ -168,20 +168,24 @@ def test_a_cut_after_the_last_picture_reports_no_completion(tmp_path: Path) -> N
     recorder.assert_unfinished()
 
 
-def test_a_truncated_source_reports_no_completion(media_dir: Path, tmp_path: Path) -> None:
-    whole = factory.make_clip(media_dir / "whole.mp4", seconds=SECONDS, faststart=True)
-    truncated = factory.truncate(whole, media_dir / "truncated.mp4", fraction=0.5)
-    info = probe(truncated, GENEROUS)
+def test_a_source_found_corrupt_partway_reports_no_completion(
+    media_dir: Path, tmp_path: Path
+) -> None:
+    # Whole and decodable at first; from 2 s on, more packets fail than are tolerated.
+    whole = factory.make_clip(media_dir / "whole.mp4", seconds=SECONDS)
+    bad = list(range(50, 50 + 2 * (MAX_DECODE_ERRORS + 1), 2))
+    corrupt = factory.corrupt_packets(whole, media_dir / "corrupt.mp4", bad)
+    info = probe(corrupt, GENEROUS)
     by_remux, by_transcode = Recorder(), Recorder()
 
     with pytest.raises(MediaRejected):
-        make_playback(truncated, tmp_path / "out.mp4", info, PlaybackProfile(), by_remux)
+        make_playback(corrupt, tmp_path / "out.mp4", info, PlaybackProfile(), by_remux)
     with pytest.raises(MediaRejected):
-        transcode(truncated, tmp_path / "out.mp4", info, SMALL, by_transcode)
+        transcode(corrupt, tmp_path / "out.mp4", info, SMALL, by_transcode)
 
     by_remux.assert_unfinished()
     by_transcode.assert_unfinished()
-    assert by_remux.fractions  # it got partway before the data ran out
+    assert by_remux.fractions  # it got partway before the data turned bad
 
 
 def test_the_meter_clamps_and_never_goes_back() -> None:

@@ -54,6 +54,8 @@ class Video:
     listing_time: datetime | None = None
     failure_reason: str | None = None
     failure_code: str | None = None
+    #: Source packets left out of the playback file because they did not decode.
+    dropped_packets: int | None = None
     #: The transcoder's latest report while processing: fraction done and seconds to go.
     progress: float | None = None
     eta_seconds: float | None = None
@@ -94,6 +96,7 @@ class Video:
             listing_time=doc.get("listing_time"),
             failure_reason=doc.get("failure_reason"),
             failure_code=doc.get("failure_code"),
+            dropped_packets=doc.get("dropped_packets"),
             progress=doc.get("progress"),
             eta_seconds=doc.get("eta_seconds"),
             attempt=doc.get("attempt", 1),

@@ -28,8 +28,8 @@ from shared.http import IDENTITY, REQUEST_ID, json_response, parse, require_user
 routes = web.RouteTableDef()
 
 
-def _public(hosting: HostingService, video: Video) -> VideoPublic:
-    return VideoPublic.of(video, hosting.url_for(video.thumbnail_key))
+def _public(hosting: HostingService, video: Video, *, for_owner: bool = False) -> VideoPublic:
+    return VideoPublic.of(video, hosting.url_for(video.thumbnail_key), for_owner=for_owner)
 
 
 def _page(hosting: HostingService, page: VideoPage) -> web.Response:
@@ -66,7 +66,11 @@ async def my_videos(request: web.Request) -> web.Response:
     videos = await hosting.my_videos(require_user(request))
     return json_response(
         UserVideosList(
-            videos=[_public(hosting, v) for v in videos if v.status is VideoStatus.PROCESSED],
+            videos=[
+                _public(hosting, v, for_owner=True)
+                for v in videos
+                if v.status is VideoStatus.PROCESSED
+            ],
             unprocessed_videos=[
                 UnprocessedVideo.of(v) for v in videos if v.status is not VideoStatus.PROCESSED
             ],

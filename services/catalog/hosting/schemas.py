@@ -88,9 +88,13 @@ class VideoPublic(_Timestamps):
     thumbnail_url: str | None
     is_private: bool
     listing_time: datetime | None
+    # additions to the seed
+    #: Only in the owner's `/video/my/`: source packets that did not decode and were left
+    #: out of the playback file (the pictures around them concealed); 0 for a clean source.
+    dropped_packets: int | None = None
 
     @classmethod
-    def of(cls, video: Video, thumbnail_url: str | None) -> VideoPublic:
+    def of(cls, video: Video, thumbnail_url: str | None, *, for_owner: bool = False) -> VideoPublic:
         return cls(
             hash_id=video.hash_id,
             user_id=video.user_id,
@@ -106,6 +110,7 @@ class VideoPublic(_Timestamps):
             thumbnail_url=thumbnail_url,
             is_private=video.is_private,
             listing_time=video.listing_time,
+            dropped_packets=video.dropped_packets if for_owner else None,
         )
 
 

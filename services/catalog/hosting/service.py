@@ -214,6 +214,7 @@ class HostingService:
                 "video_type": event.video_type,
                 "playback_key": event.playback_key,
                 "thumbnail_key": event.thumbnail_key,
+                "dropped_packets": event.dropped_packets,
                 "listing_time": datetime.now(UTC),
                 "failure_reason": None,
                 "failure_code": None,

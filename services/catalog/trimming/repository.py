@@ -47,6 +47,8 @@ class TrimJob:
     failure_code: str | None = None
     clip_key: str | None = None
     clip_duration_seconds: float | None = None
+    #: Source packets of the span left out of the clip because they did not decode.
+    dropped_packets: int | None = None
     #: Its job stalled once and was queued again (the next stall fails it).
     stall_requeued: bool = False
     #: Scheduled, but waiting for a slot of its owner's fair share (not sent yet).
@@ -74,6 +76,7 @@ class TrimJob:
             failure_code=doc.get("failure_code"),
             clip_key=doc.get("clip_key"),
             clip_duration_seconds=doc.get("clip_duration_seconds"),
+            dropped_packets=doc.get("dropped_packets"),
             progress=doc.get("progress"),
             eta_seconds=doc.get("eta_seconds"),
             stall_requeued=doc.get("stall_requeued", False),

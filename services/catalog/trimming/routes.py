@@ -43,6 +43,7 @@ def _request(job: TrimJob) -> RequestResource:
             failure_code=job.failure_code,
             progress=job.progress,
             eta_seconds=job.eta_seconds,
+            dropped_packets=job.dropped_packets,
         ),
     )
 

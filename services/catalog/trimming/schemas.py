@@ -132,6 +132,9 @@ class RequestAttributes(BaseModel):
     #: While processing (and 1 when done): the fraction done and the seconds to go.
     progress: float | None = None
     eta_seconds: float | None = None
+    #: Only on done requests: source packets of the span that did not decode and were
+    #: left out of the clip (the pictures around them concealed); 0 for a clean source.
+    dropped_packets: int | None = None
 
 
 class RequestResource(BaseModel):

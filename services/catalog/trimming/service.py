@@ -263,6 +263,7 @@ class TrimmingService:
             changes={
                 "clip_key": event.clip_key,
                 "clip_duration_seconds": event.duration_seconds,
+                "dropped_packets": event.dropped_packets,
                 "progress": 1.0,
                 "eta_seconds": 0.0,
             },

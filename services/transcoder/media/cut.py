@@ -15,7 +15,14 @@ Decisions:
   file, and the seek is stepped back while it is shown after `start`. A file that cannot
   seek at all is decoded from its beginning: slower, same clip.
 - A span running past the end of the video is clipped to it; a start at or past the end
-  is refused ("start is beyond the end of the video").
+  is refused ("start is beyond the end of the video"), as is a span shorter than one
+  frame at the source's average rate ("the span is shorter than one frame"), before
+  any work. The video's end is where its data ends (`MediaInfo.video_end_seconds`):
+  `probe` refuses a file whose data stops short of what its container claims, so a
+  clip is never silently shorter than a span the file claims to hold.
+- Packets that do not decode are left out, as in the playback transcode (a few at most;
+  more is "video data is corrupt"): the frame before shows on, the decoder conceals
+  what referred to them, and `CutResult.dropped_packets` says how many.
 - Audio decoders need a little input before the first sample they must get right, so
   when there is audio the keyframe sought is the one at or before `start - 0.1 s`: a
   start just after a keyframe decodes one group of pictures more.
@@ -38,6 +45,7 @@ from av.video.stream import VideoStream
 from services.transcoder.media.errors import (
     BEYOND_END,
     NO_VIDEO,
+    SPAN_TOO_SHORT,
     VIDEO_CORRUPT,
     MediaRejected,
     is_environment_error,
@@ -55,6 +63,7 @@ from services.transcoder.media.lanes import (
 from services.transcoder.media.probe import (
     MediaInfo,
     audio_stream_of,
+    frame_seconds,
     open_source,
     video_stream_of,
 )
@@ -82,6 +91,8 @@ class CutResult:
     #: Video frames decoded to make the clip: from the keyframe before the start, not
     #: from the beginning of the file.
     decoded_frames: int
+    #: Source packets left out because they did not decode.
+    dropped_packets: int
 
 
 def cut(
@@ -103,7 +114,9 @@ def cut(
         raise ValueError(f"start must be a time in the video, not {start_seconds}")
     if not (math.isfinite(duration_seconds) and duration_seconds > 0):
         raise ValueError(f"duration must be positive, not {duration_seconds}")
-    if start_seconds >= info.duration_seconds:
+    if duration_seconds < frame_seconds(info.frame_rate):
+        raise MediaRejected(SPAN_TOO_SHORT)
+    if start_seconds >= min(info.duration_seconds, info.video_end_seconds):
         raise MediaRejected(BEYOND_END)
     preroll = _AUDIO_PREROLL_SECONDS if info.audio_codec else 0.0
     seek_target = _keyframe_seek_target(src, max(0.0, start_seconds - preroll))
@@ -123,13 +136,14 @@ def cut(
                 video, span, output, info, profile, from_keyframe=seek_target is not None
             )
             audio_lane = CutAudioLane(audio, span, output, profile) if audio else None
-            encode_lanes(source, video_lane, audio_lane, meter.at)
+            dropped = encode_lanes(source, video_lane, audio_lane, meter.at)
     meter.done()
     return CutResult(
         duration_seconds=video_lane.duration_seconds,
         frames=video_lane.frames,
         has_audio=audio_lane is not None and audio_lane.samples > 0,
         decoded_frames=video_lane.decoded_frames,
+        dropped_packets=dropped,
     )
 
 

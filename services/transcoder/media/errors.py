@@ -1,5 +1,6 @@
-"""Why the transcoder refuses an upload: `MediaRejected`, the reasons users see, and the
-one place where FFmpeg's errors become those reasons (`rejected_as`, `TolerantDecoder`).
+"""Why the transcoder refuses an upload: `MediaRejected`, the reasons users see with their
+machine-readable codes (`_CODES`, one row per reason), and the one place where FFmpeg's
+errors become those reasons (`rejected_as`, `TolerantDecoder`).
 
 An upload is rejected for good (the worker reports `video.failed`, nothing retries) when
 its bytes are the problem. Errors of the machine running the job are not the upload's
@@ -37,6 +38,7 @@ AUDIO_CORRUPT = "audio data is corrupt"
 TRUNCATED = "video data is truncated"
 ENCODING_FAILED = "the video could not be converted for playback"
 BEYOND_END = "start is beyond the end of the video"
+SPAN_TOO_SHORT = "the span is shorter than one frame"
 
 #: errno values that describe the machine, not the media.
 _ENVIRONMENT_ERRNOS = frozenset(
@@ -66,6 +68,7 @@ _CODES = {
     TRUNCATED: FailureCode.CORRUPT_MEDIA,
     ENCODING_FAILED: FailureCode.UNSUPPORTED_CODEC,
     BEYOND_END: FailureCode.START_BEYOND_END,
+    SPAN_TOO_SHORT: FailureCode.SPAN_TOO_SHORT,
 }
 
 
@@ -97,7 +100,8 @@ def rejected_as(reason: str) -> Iterator[None]:
 
 class TolerantDecoder(Generic[_FrameT]):
     """A stream's decoder that skips a few undecodable packets, as the `ffmpeg` tool does,
-    before calling the stream corrupt (`corrupt` is the reason then)."""
+    before calling the stream corrupt (`corrupt` is the reason then); `dropped` counts the
+    packets skipped. With `max_errors=0` it is strict: the first error is the rejection."""
 
     def __init__(
         self,
@@ -120,3 +124,8 @@ class TolerantDecoder(Generic[_FrameT]):
             if self._errors > self._max_errors:
                 raise MediaRejected(self._corrupt) from exc
             return []
+
+    @property
+    def dropped(self) -> int:
+        """Packets that did not decode and were left out."""
+        return self._errors

@@ -8,9 +8,13 @@ and audio become in the web-playable MP4 (H.264/AAC, `moov` first), and how.
   (the playback transcode); `CutVideoLane` and `CutAudioLane` write a `Span` of it,
   frame- and sample-accurately (the cut).
 - `encode_lanes`: the one loop that demuxes the source into its lanes and finishes them,
-  telling how far it got by the video packets' times (`packet_seconds`).
-- The output helpers: `playback_container`, `removed_on_failure`, `demuxed` and
-  `check_complete`, which tells a truncated MP4 by its index.
+  telling how far it got by the video packets' times (`packet_seconds`) and how many
+  packets did not decode and were left out (a few are, as the `ffmpeg` tool does; the
+  decoder conceals the pictures that referred to them).
+- The output helpers: `playback_container`, `removed_on_failure` and `demuxed`.
+
+Whether the source is whole (not truncated) is `probe`'s judgement, made before any lane
+runs, for the playback transcode and the cut alike.
 """
 
 from __future__ import annotations
@@ -39,7 +43,6 @@ from services.transcoder.media.errors import (
     AUDIO_CORRUPT,
     BEYOND_END,
     ENCODING_FAILED,
-    TRUNCATED,
     VIDEO_CORRUPT,
     MediaRejected,
     TolerantDecoder,
@@ -93,9 +96,9 @@ def encode_lanes(
     video_lane: VideoLane,
     audio_lane: AudioLane | None,
     on_video_time: Callable[[float], None] | None = None,
-) -> None:
+) -> int:
     """Demux the lanes' streams from `source` into them, then finish the video lane and
-    then the audio lane.
+    then the audio lane; return the packets left out because they did not decode.
 
     A lane that is `done` gets no more packets; reading stops once every lane is done.
     `on_video_time` is told the time of each video packet fed (`packet_seconds`), after
@@ -118,6 +121,7 @@ def encode_lanes(
     video_lane.finish()
     if audio_lane is not None:
         audio_lane.finish()
+    return sum(lane.dropped_packets for lane in lanes.values())
 
 
 class VideoLane(ABC):
@@ -170,8 +174,7 @@ class VideoLane(ABC):
         )
         #: The output timestamp of the last frame written.
         self._last_pts: int | None = None
-        #: Packets fed, frames decoded from them, frames encoded.
-        self._packets = 0
+        #: Frames decoded, frames encoded.
         self.decoded_frames = 0
         self.frames = 0
 
@@ -180,8 +183,12 @@ class VideoLane(ABC):
         """All the frames are written: the packets still to come are not needed."""
         return False
 
+    @property
+    def dropped_packets(self) -> int:
+        """Packets fed that did not decode."""
+        return self._decode.dropped
+
     def feed(self, packet: Packet[Stream]) -> None:
-        self._packets += 1
         self._take(self._decode(packet))
 
     @abstractmethod
@@ -227,7 +234,6 @@ class WholeVideoLane(VideoLane):
     def finish(self) -> None:
         self._take(self._decode(None))
         self._flush_encoder()
-        check_complete(self.stream, self._packets)
         self._check_decoded()
 
     def _take_frame(self, frame: VideoFrame) -> None:
@@ -386,6 +392,11 @@ class AudioLane(ABC):
         """All the samples are written: the packets still to come are not needed."""
         return False
 
+    @property
+    def dropped_packets(self) -> int:
+        """Packets fed that did not decode."""
+        return self._decode.dropped
+
     @abstractmethod
     def feed(self, packet: Packet[Stream]) -> None:
         """Decode a packet and write the samples of it that are kept."""
@@ -542,9 +553,3 @@ def packet_seconds(packet: Packet[Stream]) -> float | None:
     source's timeline; None if it has no timestamp."""
     ticks = packet.dts if packet.pts is None else packet.pts
     return None if ticks is None else float(ticks * packet.time_base)
-
-
-def check_complete(video: VideoStream, packets_read: int) -> None:
-    """MP4/MOV index every packet: reading fewer than listed means the file was cut."""
-    if video.frames > 0 and packets_read < video.frames:
-        raise MediaRejected(TRUNCATED)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from services.transcoder.media.cut import CutResult, cut
 from services.transcoder.media.lanes import PlaybackProfile
-from services.transcoder.media.playback import make_playback
+from services.transcoder.media.playback import write_playback
 from services.transcoder.media.probe import MediaInfo, MediaLimits, probe
 from services.transcoder.media.progress import Progress
 from services.transcoder.media.thumbnail import make_thumbnail
@@ -20,6 +20,8 @@ class PreparedMedia:
     playback: Path
     thumbnail: Path
     remuxed: bool
+    #: Source packets left out of the playback file because they did not decode.
+    dropped_packets: int
 
 
 def prepare_media(
@@ -30,9 +32,11 @@ def prepare_media(
     thumbnail_max_width: int,
     progress: Progress | None = None,
 ) -> PreparedMedia:
-    """Probe (limits first, nothing decoded before), thumbnail, playback file.
+    """Probe (limits first, nothing decoded before; the file judged whole), thumbnail,
+    playback file.
 
-    Raises `MediaRejected` with the human-readable reason for unusable media.
+    Raises `MediaRejected` with the human-readable reason for unusable media, for the
+    same files and with the same codes as `cut_clip` (`probe` judges both).
     `progress` is the playback file's: probe and thumbnail read a frame or two, the
     playback file is nearly all the work. It is the last step, so its 1.0 is the job's.
     """
@@ -40,8 +44,14 @@ def prepare_media(
     thumbnail = workdir / "thumbnail.jpg"
     make_thumbnail(source, thumbnail, info, max_width=thumbnail_max_width)
     playback = workdir / "playback.mp4"
-    remuxed = make_playback(source, playback, info, profile, progress)
-    return PreparedMedia(info=info, playback=playback, thumbnail=thumbnail, remuxed=remuxed)
+    written = write_playback(source, playback, info, profile, progress)
+    return PreparedMedia(
+        info=info,
+        playback=playback,
+        thumbnail=thumbnail,
+        remuxed=written.remuxed,
+        dropped_packets=written.dropped_packets,
+    )
 
 
 def cut_clip(

@@ -1,5 +1,9 @@
 """What an upload is: `probe` reads its container and stream metadata, enforces the
-limits, and describes it as a `MediaInfo`.
+limits, reads its packets through once, and describes it as a `MediaInfo`.
+
+`probe` is the one judge of the file for both paths: hosting (`pipeline.prepare_media`)
+and trimming (`pipeline.cut_clip`, or the worker's stored probe of the source) run it
+first, so a file is refused by both for the same reason, with the same code.
 
 Decisions:
 - Limits (duration, resolution) are checked from container and stream metadata before
@@ -14,10 +18,26 @@ Decisions:
   only on decoded frames (`VideoFrame.rotation`, counter-clockwise degrees), not on the
   stream. So after the limits pass, `probe` decodes the first video frame: that reads the
   rotation and proves the video data decodes at all.
-- A truncated MP4 whose `moov` atom was cut off cannot be opened: "file is not a media
-  file". One that keeps its `moov` (written with `+faststart`) but lost media data
-  probes fine when its first frame survives; `remux`/`transcode` then reject it as
-  "video data is truncated" (fewer packets than the index lists).
+- Truncation, judged by time, never by counting: the video and audio packets are read
+  through once without decoding (`_read_through`: about 0.04 s for a minute of 720p),
+  and the file is "video data is truncated" when its data ends clearly before the end
+  its container claims (`falls_short`): more than one frame (at the stream's average
+  rate) plus `TRUNCATION_SLACK_SECONDS` short of it. The claimed end is the video
+  stream's own duration where FFmpeg has one (MP4/MOV tracks, AVI headers), compared
+  with where the video's last frame stops showing; otherwise the container's duration
+  (Matroska/WebM, FLV), which covers every stream, compared with where the last video
+  or audio packet ends (so a video track shorter than its audio is no truncation). A
+  packet the demuxer flags corrupt (cut short by the end of the file) does not count
+  as there. Frame counts in headers are hints, not contracts (an AVI made by FFmpeg
+  says 76 frames and holds 75 packets, 3.04 s of pictures).
+  So an MP4 cut short but keeping its `moov` (written with `+faststart`) is refused by
+  both paths, whatever span a trim asks for: a clip is never silently shorter than a
+  span the file claims to hold. One whose `moov` was cut off cannot be opened: "file
+  is not a media file". Where FFmpeg measures the duration from the packets themselves
+  (MPEG-TS, MPEG-PS) there is no claim to fall short of: a truncated file is a shorter
+  video.
+- Data running on past the duration limit, whatever the header claims, is "video longer
+  than the limit"; the read-through stops there.
 """
 
 from __future__ import annotations
@@ -25,13 +45,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import islice
+from fractions import Fraction
 from pathlib import Path
 
 import av
 from av.audio.stream import AudioStream
 from av.container import InputContainer
-from av.stream import Disposition
+from av.stream import Disposition, Stream
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
@@ -40,6 +60,7 @@ from services.transcoder.media.errors import (
     NOT_MEDIA,
     TOO_LARGE,
     TOO_LONG,
+    TRUNCATED,
     VIDEO_CORRUPT,
     MediaRejected,
     TolerantDecoder,
@@ -53,6 +74,8 @@ __all__ = [
     "MediaRejected",
     "audio_stream_of",
     "clockwise_rotation",
+    "falls_short",
+    "frame_seconds",
     "media_duration",
     "open_source",
     "probe",
@@ -67,6 +90,12 @@ _STILL_DISPOSITIONS = Disposition.attached_pic | Disposition.still_image
 
 #: How far `probe` reads for the first decodable frame before calling the video corrupt.
 _FIRST_FRAME_MAX_PACKETS = 300
+#: How much earlier than claimed, beyond one frame, a file's data may end and still be
+#: whole: container durations are rounded, audio priming and a FLV's start offset move
+#: them by tens of milliseconds.
+TRUNCATION_SLACK_SECONDS = 0.1
+#: The frame rate assumed for a video stream that declares none.
+_FALLBACK_FRAME_RATE = 25
 
 
 @dataclass(frozen=True)
@@ -94,6 +123,9 @@ class MediaInfo:
     audio_codec: str | None
     audio_sample_rate: int | None
     audio_channels: int | None
+    #: Where the last video frame stops showing, in seconds from the start of the file's
+    #: timeline (as `duration_seconds`): read from the packets, not from the header.
+    video_end_seconds: float
 
 
 @contextmanager
@@ -162,8 +194,18 @@ def probe(path: Path, limits: MediaLimits) -> MediaInfo:
         ) > min(limits.max_width, limits.max_height):
             raise MediaRejected(TOO_LARGE)
 
-        first = _first_frame(container, video)
         audio = audio_stream_of(container)
+        origin = (container.start_time or 0) / av.time_base
+        data = _read_through(container, video, audio, origin + limits.max_duration_seconds)
+        if data.end is not None and data.end - origin > limits.max_duration_seconds:
+            raise MediaRejected(TOO_LONG)
+        if _truncated(container, video, data):
+            raise MediaRejected(TRUNCATED)
+        first = data.first_frame
+        if first is None:
+            raise MediaRejected(VIDEO_CORRUPT)
+        # Untimed video packets tell no end: the claim stands then.
+        video_end = origin + duration if data.video_end is None else data.video_end
         rate = video.average_rate or video.guessed_rate
         return MediaInfo(
             duration_seconds=duration,
@@ -177,7 +219,20 @@ def probe(path: Path, limits: MediaLimits) -> MediaInfo:
             audio_codec=audio.codec_context.codec.canonical_name if audio else None,
             audio_sample_rate=audio.codec_context.sample_rate if audio else None,
             audio_channels=audio.codec_context.channels if audio else None,
+            video_end_seconds=video_end - origin,
         )
+
+
+def falls_short(data_end: float, claimed_end: float, frame: float) -> bool:
+    """The truncation rule: data ending more than a frame and the slack before the end
+    its container claims is missing its tail. Times in seconds of the same timeline."""
+    return data_end < claimed_end - frame - TRUNCATION_SLACK_SECONDS
+
+
+def frame_seconds(rate: Fraction | float | None) -> float:
+    """How long one frame shows at `rate` frames a second (a stream's average rate, or
+    `MediaInfo.frame_rate`); 1/25 s when the stream declares none."""
+    return 1 / float(rate or _FALLBACK_FRAME_RATE)
 
 
 def media_duration(container: InputContainer, video: VideoStream) -> float | None:
@@ -189,10 +244,73 @@ def media_duration(container: InputContainer, video: VideoStream) -> float | Non
     return None
 
 
-def _first_frame(container: InputContainer, video: VideoStream) -> VideoFrame:
+@dataclass(frozen=True)
+class _DataRead:
+    """What `_read_through` found, in seconds of the file's timeline."""
+
+    #: The first video frame that decodes; None if none did soon enough.
+    first_frame: VideoFrame | None
+    video_packets: int
+    #: Where the last video frame stops showing; None without a timed video packet.
+    video_end: float | None
+    #: Where the last video or audio packet ends.
+    end: float | None
+
+
+def _read_through(
+    container: InputContainer, video: VideoStream, audio: AudioStream | None, stop_at: float
+) -> _DataRead:
+    """Demux the video and audio packets to the end (or past `stop_at`), decoding only
+    until the first video frame: where the data really ends, and that it decodes."""
     decode = TolerantDecoder(video.decode, VIDEO_CORRUPT)
+    first: VideoFrame | None = None
+    video_packets = 0
+    streams: list[Stream] = [video] if audio is None else [video, audio]
+    # Ends are kept in each stream's own ticks: integers, where a `Fraction` per packet
+    # would cost more than the demuxing itself.
+    time_bases = {s.index: s.time_base for s in streams if s.time_base is not None}
+    stop_ticks = {index: stop_at / base for index, base in time_bases.items()}
+    untimed_ticks = {index: 0 for index in time_bases}  # a packet that says no duration
+    if video.index in time_bases:
+        one_frame = frame_seconds(video.average_rate or video.guessed_rate)
+        untimed_ticks[video.index] = round(one_frame / time_bases[video.index])
+    end_ticks: dict[int, int] = {}
     with rejected_as(VIDEO_CORRUPT):
-        for packet in islice(container.demux(video), _FIRST_FRAME_MAX_PACKETS):
-            if frames := decode(packet):
-                return frames[0]
-    raise MediaRejected(VIDEO_CORRUPT)
+        for packet in container.demux(streams):
+            index = packet.stream_index
+            if packet.size == 0:  # the end-of-stream marker
+                continue
+            if index == video.index:
+                video_packets += 1
+                if first is None and video_packets <= _FIRST_FRAME_MAX_PACKETS:
+                    first = next(iter(decode(packet)), None)
+            start = packet.dts if packet.pts is None else packet.pts
+            if start is None or packet.is_corrupt or index not in time_bases:
+                continue
+            end = start + (packet.duration or untimed_ticks[index])
+            end_ticks[index] = max(end, end_ticks.get(index, end))
+            if end > stop_ticks[index]:
+                break
+    ends = {index: float(ticks * time_bases[index]) for index, ticks in end_ticks.items()}
+    return _DataRead(
+        first_frame=first,
+        video_packets=video_packets,
+        video_end=ends.get(video.index),
+        end=max(ends.values()) if ends else None,
+    )
+
+
+def _truncated(container: InputContainer, video: VideoStream, data: _DataRead) -> bool:
+    """`falls_short` applied to the end the container claims and the data's end (see the
+    module's decisions)."""
+    if data.video_packets > 0 and data.video_end is None:
+        return False  # untimed packets: nothing to hold the claim to
+    if video.duration is not None and video.duration > 0 and video.time_base is not None:
+        start = float((video.start_time or 0) * video.time_base)
+        claimed = start + float(video.duration * video.time_base)
+        real = start if data.video_end is None else data.video_end
+    else:
+        start = (container.start_time or 0) / av.time_base
+        claimed = start + (container.duration or 0) / av.time_base
+        real = start if data.end is None else data.end
+    return falls_short(real, claimed, frame_seconds(video.average_rate or video.guessed_rate))

@@ -5,7 +5,8 @@ timeline the job covers.
 Decisions:
 - `Progress` is called with fractions in [0, 1] that never go back: B-frames make packet
   times jump back and forth, and a job may start over (the transcode after a remux the
-  muxer refused), so only a new highest fraction is passed on.
+  muxer refused or whose packets did not all decode), so only a new highest fraction is
+  passed on.
 - 1.0 means the output is complete: while the packets are read the fraction stays below
   it, and the function that writes the output (`remux`, `transcode`, `cut`) reports 1.0
   once, when it succeeded. The functions around them (`make_playback`, `prepare_media`,
