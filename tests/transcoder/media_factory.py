@@ -63,6 +63,7 @@ def make_clip(
     pattern: Pattern = "testsrc",
     intro: tuple[Pattern, int] | None = None,
     faststart: bool = False,
+    live: bool = False,
     video_options: dict[str, str] | None = None,
     start_seconds: float = 0.0,
 ) -> Path:
@@ -72,11 +73,14 @@ def make_clip(
     written as the stream's display matrix, which PyAV 18 takes counter-clockwise.
     `start_seconds` shifts every timestamp, as in a recording cut out of a broadcast.
     `intro=(pattern, n)` draws the first `n` frames in another pattern;
-    `first_frames_black=n` is `intro=("black", n)`.
+    `first_frames_black=n` is `intro=("black", n)`. `live` writes Matroska/WebM as a
+    stream, with no duration in its header (as a browser's MediaRecorder does).
     """
     intro_pattern, intro_frames = intro or ("black", first_frames_black)
     frame_count = round(seconds * fps)
     options = {"movflags": "+faststart"} if faststart else {}
+    if live:
+        options["live"] = "1"
     with av.open(str(path), "w", format=container, options=options) as output:
         video = output.add_stream(video_codec, rate=fps, options=video_options or {})
         assert isinstance(video, VideoStream)

@@ -103,6 +103,14 @@ def _corpus(sources: dict[str, Path]) -> dict[str, Make]:
             audio_codec="libopus",
             video_options=_VP9_FAST,
         ),
+        "webm with no duration (MediaRecorder)": lambda d: clip(
+            d / "recorded.webm",
+            seconds=2,
+            video_codec="libvpx-vp9",
+            audio_codec="libopus",
+            video_options=_VP9_FAST,
+            live=True,
+        ),
         "mpeg-4 mp3 avi": lambda d: clip(
             d / "old.avi", seconds=3, video_codec="mpeg4", audio_codec="libmp3lame"
         ),
@@ -145,6 +153,7 @@ EXPECTED: dict[str, str | None] = {
     "hevc": None,
     "av1": None,
     "vp9 webm": None,
+    "webm with no duration (MediaRecorder)": None,
     "mpeg-4 mp3 avi": None,
     "mpeg-ts": None,
     "matroska with subtitles": None,

@@ -222,6 +222,29 @@ def test_data_running_past_the_duration_limit_is_too_long_whatever_the_header_sa
     assert str(rejected.value) == "video longer than the limit"
 
 
+def test_a_webm_with_no_duration_in_its_header_lasts_as_long_as_its_data(
+    media_dir: Path,
+) -> None:
+    """As a browser's MediaRecorder writes WebM: streamed, no duration in the header."""
+    clip = factory.make_clip(
+        media_dir / "recorded.webm",
+        seconds=1.6,
+        size=(256, 144),
+        video_codec="libvpx-vp9",
+        audio_codec="libopus",
+        video_options={"deadline": "realtime", "cpu-used": "8"},
+        live=True,
+    )
+
+    info = probe(clip, GENEROUS)
+
+    assert info.duration_seconds == pytest.approx(1.6, abs=2 * FRAME)
+    limits = MediaLimits(max_duration_seconds=1, max_width=7680, max_height=4320)
+    with pytest.raises(MediaRejected) as rejected:
+        probe(clip, limits)
+    assert str(rejected.value) == "video longer than the limit"
+
+
 def test_a_missing_file_is_an_environment_error_not_a_rejection(media_dir: Path) -> None:
     with pytest.raises(FileNotFoundError):
         probe(media_dir / "never-written.mp4", GENEROUS)

@@ -38,6 +38,9 @@ Decisions:
   video.
 - Data running on past the duration limit, whatever the header claims, is "video longer
   than the limit"; the read-through stops there.
+- A file whose header states no duration at all (WebM recorded by a browser's
+  MediaRecorder, Matroska written live) lasts as long as its data: the read-through
+  measures it. Without a timed packet it is "file is not a media file".
 """
 
 from __future__ import annotations
@@ -180,11 +183,7 @@ def probe(path: Path, limits: MediaLimits) -> MediaInfo:
         if video is None:
             raise MediaRejected(NO_VIDEO)
         duration = media_duration(container, video)
-        if duration is None:
-            # No duration at all, not even FFmpeg's estimate: nothing FFmpeg can measure
-            # is a video we could list, and its length limit cannot be enforced.
-            raise MediaRejected(NOT_MEDIA)
-        if duration > limits.max_duration_seconds:
+        if duration is not None and duration > limits.max_duration_seconds:
             raise MediaRejected(TOO_LONG)
         width, height = video.codec_context.width, video.codec_context.height
         if width <= 0 or height <= 0:
@@ -199,6 +198,12 @@ def probe(path: Path, limits: MediaLimits) -> MediaInfo:
         data = _read_through(container, video, audio, origin + limits.max_duration_seconds)
         if data.end is not None and data.end - origin > limits.max_duration_seconds:
             raise MediaRejected(TOO_LONG)
+        if duration is None:
+            # No duration in the header (a browser's MediaRecorder writes WebM so): the
+            # data's own. Without timed packets nothing can be measured or listed.
+            if data.end is None:
+                raise MediaRejected(NOT_MEDIA)
+            duration = data.end - origin
         if _truncated(container, video, data):
             raise MediaRejected(TRUNCATED)
         first = data.first_frame
