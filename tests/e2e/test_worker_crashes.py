@@ -330,7 +330,8 @@ async def test_jobs_a_killed_transcoder_held_end_done_once_after_its_restart(
 
     assert {v: hosted[v] for v in videos} == {v: ["listed"] for v in videos}
     assert {t: trimmed[t] for t in trims} == {
-        t: {"status": "done", "progress": 1.0, "eta_seconds": 0.0} for t in trims
+        t: {"status": "done", "progress": 1.0, "eta_seconds": 0.0, "dropped_packets": 0}
+        for t in trims
     }
     for video in videos:
         stored = await asyncio.to_thread(objects, s3, crash_stack.bucket, f"playback/{video}")
@@ -404,7 +405,8 @@ async def test_a_job_its_worker_died_on_every_delivery_fails_and_the_queue_moves
         "failure_code": "worker_crashed",
     }
     assert {r: states[r] for r in behind} == {
-        r: {"status": "done", "progress": 1.0, "eta_seconds": 0.0} for r in behind
+        r: {"status": "done", "progress": 1.0, "eta_seconds": 0.0, "dropped_packets": 0}
+        for r in behind
     }
     # The delivery past the limit was not run: the job was given up and dead-lettered.
     assert len(job_events.starts(fatal)) == DELIVERY_LIMIT
