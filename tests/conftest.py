@@ -98,6 +98,9 @@ def service_env(
         "KINO_UPLOAD_RECONCILE_INTERVAL_SECONDS": "0.5",
         "KINO_STORAGE_EVENTS_EXCHANGE": f"kino.storage.{namespace}",
         "KINO_PAGE_SIZE": "3",
+        # Gateways run in process need no admin port of their own (`start_services`
+        # gives the stack's gateway one).
+        "KINO_GATEWAY_ADMIN_PORT": "0",
     }
 
 

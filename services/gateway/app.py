@@ -8,7 +8,14 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from services.gateway.keys import HTTP_SESSION, IDENTITY_SIGNER, SETTINGS, TOKEN_VERIFIER
+from services.gateway.keys import (
+    HTTP_SESSION,
+    IDENTITY_SIGNER,
+    OPENAPI_DOCUMENT,
+    SETTINGS,
+    TOKEN_VERIFIER,
+)
+from services.gateway.openapi import document_bytes
 from services.gateway.routes import routes
 from services.gateway.settings import GatewaySettings
 from services.gateway.token_verifier import JwksTokenVerifier
@@ -27,6 +34,9 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app = new_service_app(settings, errors={}, verify_identity=False, health_routes=False)
     app[SETTINGS] = settings
     app[IDENTITY_SIGNER] = IdentitySigner(settings.internal_secret.get_secret_value())
+    # Built at start (a broken document stops the start, not a request); the same bytes
+    # for every caller.
+    app[OPENAPI_DOCUMENT] = document_bytes()
 
     async def http_session(app: web.Application) -> AsyncIterator[None]:
         connector = aiohttp.TCPConnector(limit=256, limit_per_host=128, keepalive_timeout=30)

@@ -5,7 +5,13 @@ from __future__ import annotations
 import aiohttp
 from aiohttp import web
 
-from services.gateway.keys import HTTP_SESSION, IDENTITY_SIGNER, SETTINGS, TOKEN_VERIFIER
+from services.gateway.keys import (
+    HTTP_SESSION,
+    IDENTITY_SIGNER,
+    OPENAPI_DOCUMENT,
+    SETTINGS,
+    TOKEN_VERIFIER,
+)
 from services.gateway.proxy import Forwarding, Limits, forward
 from services.gateway.routing import Access, Route, Upstream, match
 from services.gateway.schemas import HealthCheck
@@ -25,6 +31,11 @@ async def health_check(_: web.Request) -> web.Response:
 @routes.get("/")
 async def redirect_to_health_check(_: web.Request) -> web.Response:
     raise web.HTTPTemporaryRedirect("/health_check")
+
+
+@routes.get("/openapi.json")
+async def openapi_document(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[OPENAPI_DOCUMENT], content_type="application/json")
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -96,4 +107,5 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     )
 
 
-routes.route("*", "/{tail:.*}")(proxy)
+# Any path, newlines (`%0A`) included: each one reaches the routing table's answer.
+routes.route("*", r"/{tail:[\s\S]*}")(proxy)

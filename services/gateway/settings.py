@@ -11,8 +11,9 @@ class GatewaySettings(KinoSettings):
     model_config = SETTINGS_CONFIG
 
     http_port: int = Field(default=8080, ge=1, le=65535)
-    #: `/health`, `/ready` and `/metrics`: probed and scraped here, never on the public port.
-    gateway_admin_port: int = Field(default=8090, ge=1, le=65535)
+    #: `/health`, `/ready` and `/metrics`: probed and scraped here, never on the public
+    #: port. 0 takes any free port (gateways that tests run in process).
+    gateway_admin_port: int = Field(default=8090, ge=0, le=65535)
     auth_url: str = "http://127.0.0.1:8081"
     catalog_url: str = "http://127.0.0.1:8082"
     gateway_connect_timeout_seconds: float = Field(default=5.0, gt=0)

@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 from minio import Minio
+from yarl import URL
 
 from tests.conftest import Account, make_user
 from tests.polling import eventually
@@ -106,7 +107,12 @@ async def test_upload_schedules_a_request_and_lists_the_clip(
     assert request["attributes"]["status"] in {"scheduled", "processing", "done"}
     assert request["relationships"] == {"user": NOT_INCLUDED, "video": NOT_INCLUDED}
     done = await wait_for_status(http, gateway_url, account, request["id"], "done", "failed")
-    assert done["attributes"] == {"status": "done", "progress": 1.0, "eta_seconds": 0.0}
+    assert done["attributes"] == {
+        "status": "done",
+        "progress": 1.0,
+        "eta_seconds": 0.0,
+        "dropped_packets": 0,
+    }
 
     async with http.get(f"{gateway_url}/api/v1/users/videos", headers=account.auth) as r:
         assert r.status == 200
@@ -187,7 +193,7 @@ async def test_restart_of_a_request_that_did_not_fail_is_422(
     assert unchanged["attributes"]["status"] == "done"
 
 
-@pytest.mark.parametrize("target", ["foreign", "unknown", "malformed"])
+@pytest.mark.parametrize("target", ["foreign", "unknown", "malformed", "with a newline"])
 async def test_restart_of_a_request_that_is_not_yours_is_the_seeds_404(
     http: aiohttp.ClientSession,
     gateway_url: str,
@@ -203,10 +209,13 @@ async def test_restart_of_a_request_that_is_not_yours_is_the_seeds_404(
         await wait_for_status(http, gateway_url, owner, request["id"], "failed")
         request_id = request["id"]
     else:
-        request_id = "5d39f6128d366978db32e803" if target == "unknown" else "not-an-id"
-    async with http.post(
-        f"{gateway_url}/api/v1/users/requests/{request_id}/restart", headers=account.auth
-    ) as response:
+        request_id = {
+            "unknown": "5d39f6128d366978db32e803",
+            "malformed": "not-an-id",
+            "with a newline": "x%0A",  # reaches catalog like any other id
+        }[target]
+    url = URL(f"{gateway_url}/api/v1/users/requests/{request_id}/restart", encoded=True)
+    async with http.post(url, headers=account.auth) as response:
         assert response.status == 404
         assert response.content_type == "text/html"
 
