@@ -28,8 +28,16 @@ def _valid_email(value: str) -> str:
 
 
 class RegistrationInput(_Input):
-    email: str
-    password: str
+    # The validators give the seed's messages; `json_schema_extra` shows the same rules
+    # in the OpenAPI document.
+    email: str = Field(json_schema_extra={"format": "email", "maxLength": 254})
+    password: str = Field(
+        json_schema_extra={
+            "minLength": PASSWORD_MIN_LENGTH,
+            "maxLength": BCRYPT_MAX_BYTES,
+            "description": f"At most {BCRYPT_MAX_BYTES} bytes of UTF-8 (what bcrypt reads).",
+        }
+    )
     password_confirmation: str
 
     _email = field_validator("email")(_valid_email)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # -- the upload form -----------------------------------------------------------
 
@@ -35,10 +35,16 @@ class TrimForm(BaseModel):
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
-    name: str
+    # The validators below give the seed's messages; `json_schema_extra` shows the same
+    # bounds in the OpenAPI document.
+    name: str = Field(json_schema_extra={"minLength": 1, "maxLength": 255})
     source_file: bool
-    trimming_start_time: float
-    duration: float
+    trimming_start_time: float = Field(
+        json_schema_extra={"minimum": 0, "maximum": MAX_TIME_SECONDS}
+    )
+    duration: float = Field(
+        json_schema_extra={"minimum": MIN_DURATION_SECONDS, "maximum": MAX_TIME_SECONDS}
+    )
 
     @field_validator("name")
     @classmethod
