@@ -55,13 +55,16 @@ def port_is_free(port: int, host: str = LOOPBACK) -> bool:
 
 
 def check_ports_free(needs: Iterable[PortNeed]) -> None:
-    """Raise `PortInUse` for the first needed port that is taken."""
+    """Raise `DevstackError` for a port out of range (a setting to fix, whatever else
+    listens), else `PortInUse` for the first needed port that is taken."""
+    needs = list(needs)
     for need in needs:
         if not 0 < need.port <= 65535:
             how = f"; set {need.env_var} lower" if need.env_var else ""
             raise DevstackError(
                 f"port {need.port} needed by {need.component} is out of range (1-65535){how}"
             )
+    for need in needs:
         if not port_is_free(need.port):
             raise PortInUse(need.port, need.component, need.env_var)
 
