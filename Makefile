@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup chromium run test lint bench clean
 
 # Creates the virtualenv and installs the pinned tree (requirements.lock) plus Kino itself.
 $(STAMP): pyproject.toml requirements.lock
@@ -18,6 +18,11 @@ $(STAMP): pyproject.toml requirements.lock
 
 setup: $(STAMP)
 
+# Debian's chromium for the browser playback tests (tests/browser/): apt-get installs it
+# when /usr/bin/chromium is missing (Debian, root); otherwise nothing happens.
+chromium: setup
+	$(PY) -m devstack.chromium
+
 run: setup
 	$(PY) -m devstack
 
@@ -26,7 +31,7 @@ lint: setup
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy shared services ops devstack
 
-test: setup lint
+test: setup lint chromium
 	$(PY) -m pytest
 
 # Media benchmarks: ratios measured side by side in one run (needs Debian's ffmpeg
