@@ -19,6 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.catalog.hosting.cursor import PagePosition
+from services.catalog.media_jobs import JobStates, MediaJobRepository, at_attempt
 from shared.events import Envelope
 from shared.mongo import Document
 from shared.object_keys import hosted_video_keys
@@ -70,6 +71,10 @@ class Video:
     correlation_id: str | None = None
 
     @property
+    def job_id(self) -> str:
+        return self.hash_id
+
+    @property
     def object_keys(self) -> list[str]:
         """Every object the video may have in storage (what deleting it removes)."""
         return hosted_video_keys(self.hash_id)
@@ -115,9 +120,17 @@ _LISTED = {"status": VideoStatus.PROCESSED.value, "is_private": False}
 _NEWEST_FIRST = [("listing_time", DESCENDING), ("_id", DESCENDING)]
 
 
-class VideoRepository:
+class VideoRepository(MediaJobRepository[Video]):
     def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self.collection = db["videos"]
+        # A video's job waits and runs in `processing`; held ones oldest upload first.
+        processing = VideoStatus.PROCESSING.value
+        super().__init__(db["videos"], JobStates(processing, processing), "upload_time")
+
+    def document_id(self, job_id: str) -> str:
+        return job_id
+
+    def from_document(self, document: Mapping[str, Any]) -> Video:
+        return Video.from_document(document)
 
     async def ensure_indexes(self) -> None:
         # explore: public processed videos, newest first
@@ -190,7 +203,7 @@ class VideoRepository:
         if owner is not None:
             query["user_id"] = owner
         if attempt is not None:
-            query |= _at_attempt(attempt)
+            query |= at_attempt(attempt)
         doc = await guarded_transition(
             self.collection,
             query,
@@ -200,21 +213,6 @@ class VideoRepository:
             events=events or (),
         )
         return Video.from_document(doc) if doc else None
-
-    async def record_progress(
-        self, hash_id: str, attempt: int, fraction: float, eta_seconds: float | None, at: datetime
-    ) -> None:
-        """Keep the latest report of a video processing at `attempt`; fractions only grow
-        (a late or repeated report changes nothing)."""
-        await self.collection.update_one(
-            {
-                "_id": hash_id,
-                **_at_attempt(attempt),
-                "status": VideoStatus.PROCESSING.value,
-                "$or": [{"progress": None}, {"progress": {"$lt": fraction}}],
-            },
-            {"$set": {"progress": fraction, "eta_seconds": eta_seconds, "progress_at": at}},
-        )
 
     async def update_fields(self, hash_id: str, owner: str, changes: Mapping[str, Any]) -> bool:
         result = await self.collection.update_one(
@@ -261,61 +259,6 @@ class VideoRepository:
         cursor = self.collection.find({"upload_key": {"$in": keys}}, {"upload_key": 1})
         return {doc["upload_key"] async for doc in cursor}
 
-    async def oldest_held(self, owner: str) -> Video | None:
-        doc = await self.collection.find_one(
-            {"user_id": owner, "status": VideoStatus.PROCESSING.value, "held": True},
-            sort=[("upload_time", ASCENDING), ("_id", ASCENDING)],
-        )
-        return Video.from_document(doc) if doc else None
-
-    async def send(self, video: Video, event: Envelope) -> bool:
-        """Let a held video's job go: no longer held, its event in the outbox."""
-        sent = await guarded_transition(
-            self.collection,
-            {"_id": video.hash_id, "held": True},
-            from_status=[VideoStatus.PROCESSING.value],
-            to_status=VideoStatus.PROCESSING.value,
-            changes={"held": False},
-            events=[event],
-        )
-        return sent is not None
-
-    async def owners_with_held(self) -> list[str]:
-        query = {"status": VideoStatus.PROCESSING.value, "held": True}
-        return [str(owner) for owner in await self.collection.distinct("user_id", query)]
-
-    async def is_sent(self, hash_id: str) -> bool:
-        """Its job is at the transcoder (processing and not held)."""
-        query = {"_id": hash_id, "status": VideoStatus.PROCESSING.value, "held": {"$ne": True}}
-        return await self.collection.count_documents(query, limit=1) > 0
-
-    async def stalled(self, cutoff: datetime) -> list[Video]:
-        """Processing videos whose worker reported nothing since `cutoff` (only those a
-        worker started: a video still waiting in the queue has no `progress_at`)."""
-        cursor = self.collection.find(
-            {"status": VideoStatus.PROCESSING.value, "progress_at": {"$lt": cutoff}}
-        )
-        return [Video.from_document(doc) async for doc in cursor]
-
-    async def requeue_stalled(
-        self, video: Video, cutoff: datetime, now: datetime, event: Envelope
-    ) -> bool:
-        """Queue a stalled video's job again, once (its lease starts over)."""
-        moved = await guarded_transition(
-            self.collection,
-            {
-                "_id": video.hash_id,
-                **_at_attempt(video.attempt),
-                "progress_at": {"$lt": cutoff},
-                "stall_requeued": {"$ne": True},
-            },
-            from_status=[VideoStatus.PROCESSING.value],
-            to_status=VideoStatus.PROCESSING.value,
-            changes={"stall_requeued": True, "progress_at": now},
-            events=[event],
-        )
-        return moved is not None
-
     async def expired_pending(self, now: datetime) -> list[Video]:
         cursor = self.collection.find(
             {"status": VideoStatus.PENDING.value, "upload_expires_at": {"$lt": now}}
@@ -340,9 +283,3 @@ class VideoRepository:
             {"status": VideoStatus.DELETED.value, OUTBOX_FIELD: {"$size": 0}}
         )
         return result.deleted_count
-
-
-def _at_attempt(attempt: int) -> dict[str, Any]:
-    """The filter of a video at `attempt`; videos stored before retries existed have no
-    `attempt` and are at the first."""
-    return {"attempt": attempt} if attempt > 1 else {"attempt": {"$in": [1, None]}}

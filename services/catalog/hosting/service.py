@@ -29,11 +29,11 @@ from services.catalog.errors import (
 from services.catalog.hosting.cursor import CursorCodec, PagePosition
 from services.catalog.hosting.repository import HashIdTaken, Video, VideoRepository, VideoStatus
 from services.catalog.job_slots import JobSlots, video_job
+from services.catalog.media_jobs import STALLED_REASON, MediaJobLifecycle
 from services.catalog.users import UserDirectory
 from shared.events import (
     Envelope,
     FailureCode,
-    JobProgressed,
     VideoDeleted,
     VideoFailed,
     VideoProcessed,
@@ -46,7 +46,6 @@ from shared.storage import Storage, UploadForm
 log = structlog.get_logger(__name__)
 
 MAX_FILE_NAME_BYTES = 255
-STALLED_REASON = "processing stopped making progress"
 _FORBIDDEN_NAME_CHARACTERS = frozenset("/\\")
 
 
@@ -93,7 +92,7 @@ def new_hash_id() -> str:
     return secrets.token_urlsafe(8)
 
 
-class HostingService:
+class HostingService(MediaJobLifecycle[Video]):
     def __init__(
         self,
         videos: VideoRepository,
@@ -104,11 +103,10 @@ class HostingService:
         policy: HostingPolicy,
         slots: JobSlots,
     ) -> None:
-        self._slots = slots
+        super().__init__(videos, slots, outbox)
         self._videos = videos
         self._users = users
         self._storage = storage
-        self._outbox = outbox
         self._cursors = cursors
         self.policy = policy
 
@@ -182,27 +180,6 @@ class HostingService:
             await self.dispatch(moved.user_id)
         return moved
 
-    async def dispatch(self, owner: str) -> None:
-        """Send the owner's held videos to the transcoder, oldest first, while the
-        owner has free slots (`JobSlots`)."""
-        while (video := await self._videos.oldest_held(owner)) is not None:
-            if not await self._slots.take(owner, video_job(video.hash_id)):
-                return
-            event = self._uploaded(video, video.attempt, video.correlation_id)
-            if await self._videos.send(video, event):
-                await self._publish(video.hash_id)
-
-    async def owners_with_held(self) -> list[str]:
-        return await self._videos.owners_with_held()
-
-    async def is_sent(self, hash_id: str) -> bool:
-        return await self._videos.is_sent(hash_id)
-
-    async def _job_ended(self, video: Video | None) -> None:
-        """A transition ended the video's job: free its slot for the owner's next."""
-        if video is not None and await self._slots.release(video_job(video.hash_id)):
-            await self.dispatch(video.user_id)
-
     async def processed(self, event: VideoProcessed) -> None:
         done = await self._videos.transition(
             event.video_id,
@@ -239,43 +216,6 @@ class HostingService:
             attempt=event.attempt,
         )
         await self._job_ended(failed)
-
-    async def progressed(self, event: JobProgressed) -> None:
-        await self._videos.record_progress(
-            event.id, event.attempt, event.fraction, event.eta_seconds, datetime.now(UTC)
-        )
-
-    async def sweep_stalled(self, stall: timedelta) -> int:
-        """Treat started jobs silent for `stall` as lost: queue each again once, then fail
-        it `stalled`. Returns how many were requeued or failed."""
-        now = datetime.now(UTC)
-        cutoff = now - stall
-        swept = 0
-        for video in await self._videos.stalled(cutoff):
-            if not video.stall_requeued:
-                event = self._uploaded(video, video.attempt, correlation_id=None)
-                if await self._videos.requeue_stalled(video, cutoff, now, event):
-                    log.warning("stalled job queued again", video_id=video.hash_id)
-                    await self._publish(video.hash_id)
-                    swept += 1
-                continue
-            failed = await self._videos.transition(
-                video.hash_id,
-                from_status=VideoStatus.PROCESSING,
-                to_status=VideoStatus.FAILED,
-                changes={
-                    "failure_reason": STALLED_REASON,
-                    "failure_code": FailureCode.STALLED,
-                    "failed_at": now,
-                    "eta_seconds": None,
-                },
-                attempt=video.attempt,
-            )
-            if failed is not None:
-                log.warning("stalled job failed", video_id=video.hash_id)
-                await self._job_ended(failed)
-                swept += 1
-        return swept
 
     async def retry(self, user_id: str, hash_id: str, *, correlation_id: str | None) -> Video:
         """Process a failed upload again, from the file it kept (a new attempt)."""
@@ -404,22 +344,35 @@ class HostingService:
         await self._publish(video.hash_id)
         return True
 
-    @staticmethod
-    def _uploaded(video: Video, attempt: int, correlation_id: str | None) -> Envelope:
+    def _slot(self, job: Video) -> str:
+        return video_job(job.hash_id)
+
+    def _job_event(self, job: Video, correlation_id: str | None) -> Envelope:
         return Envelope.wrap(
             VideoUploaded(
-                video_id=video.hash_id,
-                user_id=video.user_id,
-                object_key=video.upload_key,
-                file_name=video.file_name,
-                content_type=video.content_type,
-                attempt=attempt,
+                video_id=job.hash_id,
+                user_id=job.user_id,
+                object_key=job.upload_key,
+                file_name=job.file_name,
+                content_type=job.content_type,
+                attempt=job.attempt,
             ),
             correlation_id=correlation_id,
         )
 
-    async def _publish(self, hash_id: str) -> None:
-        await self._outbox.publish_soon(hash_id)
+    async def _fail_stalled(self, job: Video, now: datetime) -> Video | None:
+        return await self._videos.transition(
+            job.hash_id,
+            from_status=VideoStatus.PROCESSING,
+            to_status=VideoStatus.FAILED,
+            changes={
+                "failure_reason": STALLED_REASON,
+                "failure_code": FailureCode.STALLED,
+                "failed_at": now,
+                "eta_seconds": None,
+            },
+            attempt=job.attempt,
+        )
 
     async def _page(
         self,

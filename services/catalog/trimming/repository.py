@@ -19,6 +19,7 @@ from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.catalog.media_jobs import JobStates, MediaJobRepository
 from shared.events import Envelope
 from shared.mongo import Document, document_id
 from shared.outbox import OUTBOX_FIELD, guarded_transition
@@ -59,6 +60,10 @@ class TrimJob:
     progress: float | None = None
     eta_seconds: float | None = None
 
+    @property
+    def job_id(self) -> str:
+        return self.trim_id
+
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> TrimJob:
         return cls(
@@ -85,9 +90,17 @@ class TrimJob:
         )
 
 
-class TrimRepository:
+class TrimRepository(MediaJobRepository[TrimJob]):
     def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self.collection = db["trims"]
+        # A request's job waits in `scheduled`, runs in `processing`; oldest first.
+        states = JobStates(TrimStatus.SCHEDULED.value, TrimStatus.PROCESSING.value)
+        super().__init__(db["trims"], states, "created_at")
+
+    def document_id(self, job_id: str) -> ObjectId | None:
+        return document_id(job_id)
+
+    def from_document(self, document: Mapping[str, Any]) -> TrimJob:
+        return TrimJob.from_document(document)
 
     async def ensure_indexes(self) -> None:
         await self.collection.create_index([("user_id", ASCENDING), ("created_at", DESCENDING)])
@@ -134,89 +147,6 @@ class TrimRepository:
             query["status"] = status.value
         cursor = self.collection.find(query).sort("created_at", DESCENDING)
         return [TrimJob.from_document(doc) async for doc in cursor]
-
-    async def oldest_held(self, owner: str) -> TrimJob | None:
-        doc = await self.collection.find_one(
-            {"user_id": owner, "status": TrimStatus.SCHEDULED.value, "held": True},
-            sort=[("created_at", ASCENDING), ("_id", ASCENDING)],
-        )
-        return TrimJob.from_document(doc) if doc else None
-
-    async def send(self, job: TrimJob, event: Envelope) -> bool:
-        """Let a held request's job go: no longer held, its event in the outbox."""
-        sent = await guarded_transition(
-            self.collection,
-            {"_id": ObjectId(job.trim_id), "attempt": job.attempt, "held": True},
-            from_status=[TrimStatus.SCHEDULED.value],
-            to_status=TrimStatus.SCHEDULED.value,
-            changes={"held": False},
-            events=[event],
-        )
-        return sent is not None
-
-    async def owners_with_held(self) -> list[str]:
-        query = {"status": TrimStatus.SCHEDULED.value, "held": True}
-        return [str(owner) for owner in await self.collection.distinct("user_id", query)]
-
-    async def is_sent(self, trim_id: str) -> bool:
-        """Its job is at the transcoder (scheduled and not held, or processing)."""
-        doc_id = document_id(trim_id)
-        query = {
-            "_id": doc_id,
-            "status": {"$in": [TrimStatus.SCHEDULED.value, TrimStatus.PROCESSING.value]},
-            "held": {"$ne": True},
-        }
-        return doc_id is not None and await self.collection.count_documents(query, limit=1) > 0
-
-    async def stalled(self, cutoff: datetime) -> list[TrimJob]:
-        """Processing requests whose worker reported nothing since `cutoff`."""
-        cursor = self.collection.find(
-            {"status": TrimStatus.PROCESSING.value, "progress_at": {"$lt": cutoff}}
-        )
-        return [TrimJob.from_document(doc) async for doc in cursor]
-
-    async def requeue_stalled(
-        self, job: TrimJob, cutoff: datetime, now: datetime, event: Envelope
-    ) -> bool:
-        """Queue a stalled request's job again, once (its lease starts over)."""
-        moved = await guarded_transition(
-            self.collection,
-            {
-                "_id": ObjectId(job.trim_id),
-                "attempt": job.attempt,
-                "progress_at": {"$lt": cutoff},
-                "stall_requeued": {"$ne": True},
-            },
-            from_status=[TrimStatus.PROCESSING.value],
-            to_status=TrimStatus.PROCESSING.value,
-            changes={"stall_requeued": True, "progress_at": now, "updated_at": now},
-            events=[event],
-        )
-        return moved is not None
-
-    async def record_progress(
-        self, trim_id: str, attempt: int, fraction: float, eta_seconds: float | None
-    ) -> None:
-        """Keep the latest report of a request processing at `attempt`; fractions only
-        grow (a late or repeated report changes nothing)."""
-        doc_id = document_id(trim_id)
-        if doc_id is None:
-            return
-        await self.collection.update_one(
-            {
-                "_id": doc_id,
-                "attempt": attempt,
-                "status": TrimStatus.PROCESSING.value,
-                "$or": [{"progress": None}, {"progress": {"$lt": fraction}}],
-            },
-            {
-                "$set": {
-                    "progress": fraction,
-                    "eta_seconds": eta_seconds,
-                    "progress_at": datetime.now(UTC),
-                }
-            },
-        )
 
     async def transition(
         self,

@@ -15,6 +15,7 @@ import structlog
 
 from services.catalog.errors import RequestNotFailed, TrimRequestNotFound, UploadTooLarge
 from services.catalog.job_slots import JobSlots, trim_job
+from services.catalog.media_jobs import STALLED_REASON, MediaJobLifecycle
 from services.catalog.trimming.repository import TrimJob, TrimRepository, TrimStatus
 from shared.events import (
     Envelope,
@@ -24,14 +25,12 @@ from shared.events import (
     TrimFailed,
     TrimRequested,
 )
-from shared.mongo import document_id, new_id
+from shared.mongo import new_id
 from shared.object_keys import source_key
 from shared.outbox import OutboxRelay
 from shared.storage import Storage
 
 log = structlog.get_logger(__name__)
-
-STALLED_REASON = "processing stopped making progress"
 
 
 @dataclass(frozen=True)
@@ -69,7 +68,7 @@ ReceiveUpload = Callable[[StoreFile], Awaitable[ReceivedUpload]]
 ReadOrder = Callable[[ReceivedUpload], TrimOrder]
 
 
-class TrimmingService:
+class TrimmingService(MediaJobLifecycle[TrimJob]):
     def __init__(
         self,
         trims: TrimRepository,
@@ -81,10 +80,9 @@ class TrimmingService:
         max_upload_bytes: int,
         slots: JobSlots,
     ) -> None:
-        self._slots = slots
+        super().__init__(trims, slots, outbox)
         self._trims = trims
         self._storage = storage
-        self._outbox = outbox
         self._url_ttl = url_ttl
         self._part_size = part_size
         self._max_upload_bytes = max_upload_bytes
@@ -140,26 +138,6 @@ class TrimmingService:
         await self.dispatch(user_id)
         return job
 
-    async def dispatch(self, owner: str) -> None:
-        """Send the owner's held requests to the transcoder, oldest first, while the
-        owner has free slots (`JobSlots`)."""
-        while (job := await self._trims.oldest_held(owner)) is not None:
-            if not await self._slots.take(owner, trim_job(job.trim_id)):
-                return
-            if await self._trims.send(job, self._requested(job, job.attempt, job.correlation_id)):
-                await self._publish(job.trim_id)
-
-    async def owners_with_held(self) -> list[str]:
-        return await self._trims.owners_with_held()
-
-    async def is_sent(self, trim_id: str) -> bool:
-        return await self._trims.is_sent(trim_id)
-
-    async def _job_ended(self, job: TrimJob | None) -> None:
-        """A transition ended the request's job: free its slot for the owner's next."""
-        if job is not None and await self._slots.release(trim_job(job.trim_id)):
-            await self.dispatch(job.user_id)
-
     async def requests(self, user_id: str) -> list[TrimJob]:
         return await self._trims.of_user(user_id)
 
@@ -206,38 +184,6 @@ class TrimmingService:
         await self.dispatch(user_id)
         return restarted
 
-    async def sweep_stalled(self, stall: timedelta) -> int:
-        """Treat started jobs silent for `stall` as lost: queue each again once, then fail
-        it `stalled`. Returns how many were requeued or failed."""
-        now = datetime.now(UTC)
-        cutoff = now - stall
-        swept = 0
-        for job in await self._trims.stalled(cutoff):
-            if not job.stall_requeued:
-                event = self._requested(job, job.attempt, correlation_id=None)
-                if await self._trims.requeue_stalled(job, cutoff, now, event):
-                    log.warning("stalled trim queued again", trim_id=job.trim_id)
-                    await self._publish(job.trim_id)
-                    swept += 1
-                continue
-            failed = await self._trims.transition(
-                job.trim_id,
-                attempt=job.attempt,
-                from_status=(TrimStatus.PROCESSING,),
-                to_status=TrimStatus.FAILED,
-                changes={
-                    "failure_reason": STALLED_REASON,
-                    "failure_code": FailureCode.STALLED,
-                    "progress": None,
-                    "eta_seconds": None,
-                },
-            )
-            if failed is not None:
-                log.warning("stalled trim failed", trim_id=job.trim_id)
-                await self._job_ended(failed)
-                swept += 1
-        return swept
-
     # -- results from the transcoder -------------------------------------------
 
     async def started(self, event: JobProgressed) -> None:
@@ -247,11 +193,6 @@ class TrimmingService:
             from_status=(TrimStatus.SCHEDULED,),
             to_status=TrimStatus.PROCESSING,
             changes={"progress": 0.0, "progress_at": datetime.now(UTC)},
-        )
-
-    async def progressed(self, event: JobProgressed) -> None:
-        await self._trims.record_progress(
-            event.id, event.attempt, event.fraction, event.eta_seconds
         )
 
     async def completed(self, event: TrimCompleted) -> None:
@@ -287,8 +228,10 @@ class TrimmingService:
 
     # -- helpers ---------------------------------------------------------------
 
-    @staticmethod
-    def _requested(job: TrimJob, attempt: int, correlation_id: str | None) -> Envelope:
+    def _slot(self, job: TrimJob) -> str:
+        return trim_job(job.trim_id)
+
+    def _job_event(self, job: TrimJob, correlation_id: str | None) -> Envelope:
         return Envelope.wrap(
             TrimRequested(
                 trim_id=job.trim_id,
@@ -297,9 +240,23 @@ class TrimmingService:
                 source_key=job.source_key,
                 start_seconds=job.start_seconds,
                 duration_seconds=job.duration_seconds,
-                attempt=attempt,
+                attempt=job.attempt,
             ),
             correlation_id=correlation_id,
+        )
+
+    async def _fail_stalled(self, job: TrimJob, now: datetime) -> TrimJob | None:
+        return await self._trims.transition(
+            job.trim_id,
+            attempt=job.attempt,
+            from_status=(TrimStatus.PROCESSING,),
+            to_status=TrimStatus.FAILED,
+            changes={
+                "failure_reason": STALLED_REASON,
+                "failure_code": FailureCode.STALLED,
+                "progress": None,
+                "eta_seconds": None,
+            },
         )
 
     async def _store_source(self, key: str, chunks: AsyncIterator[bytes], content_type: str) -> int:
@@ -309,9 +266,6 @@ class TrimmingService:
             content_type=content_type,
             part_size=self._part_size,
         )
-
-    async def _publish(self, trim_id: str) -> None:
-        await self._outbox.publish_soon(document_id(trim_id))
 
 
 async def _at_most(max_bytes: int, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
