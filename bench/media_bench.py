@@ -25,6 +25,7 @@ be told apart from a version difference.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import shutil
@@ -36,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
+import numpy
 from av.audio.frame import AudioFrame
 from av.video.frame import PictureType, VideoFrame
 
@@ -43,6 +45,7 @@ from services.transcoder.media.cut import cut
 from services.transcoder.media.lanes import PlaybackProfile
 from services.transcoder.media.playback import make_playback, transcode
 from services.transcoder.media.probe import MediaInfo, MediaLimits, probe
+from services.transcoder.media.smart_cut import smart_cut
 
 CLIP_SIZE = (1920, 1080)
 CLIP_FPS = 30
@@ -244,12 +247,71 @@ def cut_vs_transcode(ctx: BenchContext) -> Ratio:
     return Ratio(name, cut_time / full_time, target, detail)
 
 
+#: The smart-cut benchmarks' span: starts mid-group, so both edges are re-encoded.
+SMART_START, SMART_SECONDS = 16.5, 30.0
+
+
+def smart_cut_vs_full_cut(ctx: BenchContext) -> Ratio:
+    """A 30 s smart cut (whole groups of pictures copied, edges re-encoded) ÷ the full
+    re-encode (`cut`) of the same span."""
+    name, target = "smart cut 30 s / full re-encode 30 s", "<= 0.15"
+    source, info = _trim_source(ctx)
+    smart_out, full_out = ctx.workdir / "smart-30s.mp4", ctx.workdir / "full-30s.mp4"
+
+    def smart() -> None:
+        smart_cut(source, smart_out, SMART_START, SMART_SECONDS, info, ctx.profile)
+
+    def full() -> None:
+        cut(source, full_out, SMART_START, SMART_SECONDS, info, ctx.profile)
+
+    for _ in range(ctx.rounds):
+        ctx.sample("smart cut 30 s", smart)
+        ctx.sample("full re-encode 30 s", full)
+    fast = ctx.best("smart cut 30 s", smart)
+    slow = ctx.best("full re-encode 30 s", full)
+    detail = f"best of {ctx.rounds}: smart {fast:.2f} s, full re-encode {slow:.1f} s"
+    return Ratio(name, fast / slow, target, detail)
+
+
+def smart_cut_edge_quality(ctx: BenchContext) -> Ratio:
+    """PSNR (luma) of the smart cut's re-encoded frames against the source's: the worst
+    frame. Copied frames decode identically and are left out."""
+    name, target = "smart cut edges PSNR (dB, worst)", ">= 40"
+    source, info = _trim_source(ctx)
+    output = ctx.workdir / "smart-30s-quality.mp4"
+    result = smart_cut(source, output, SMART_START, SMART_SECONDS, info, ctx.profile)
+    with av.open(str(source)) as original, av.open(str(output)) as clip:
+        original.seek(round((result.actual_start - 1) * av.time_base))
+        wanted = (f for f in original.decode(video=0) if f.time >= result.actual_start - 1e-6)
+        scores = [
+            _psnr(reference, made)
+            for reference, made in zip(wanted, clip.decode(video=0), strict=False)
+        ]
+    edges = [score for score in scores if math.isfinite(score)]
+    worst = min(edges) if edges else math.inf
+    mean = sum(edges) / len(edges) if edges else math.inf
+    detail = (
+        f"{result.method}: {len(edges)} re-encoded frames of {len(scores)}, "
+        f"worst {worst:.1f} dB, mean {mean:.1f} dB; {result.copied_packets} packets copied"
+    )
+    return Ratio(name, worst, target, detail)
+
+
+def _psnr(reference: VideoFrame, made: VideoFrame) -> float:
+    a = reference.to_ndarray(format="gray").astype(numpy.float64)
+    b = made.to_ndarray(format="gray").astype(numpy.float64)
+    mse = float(numpy.mean((a - b) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
+
+
 BENCHMARKS: list[tuple[str, Benchmark]] = [
     ("transcode", transcode_vs_ffmpeg),
     ("decode", decode_vs_ffmpeg),
     ("remux", remux_vs_transcode),
     ("cut", cut_vs_decoding_from_the_start),
     ("cut-30s", cut_vs_transcode),
+    ("smart-cut", smart_cut_vs_full_cut),
+    ("smart-edges", smart_cut_edge_quality),
 ]
 
 _BENCH_LIMITS = MediaLimits(max_duration_seconds=4 * 3600, max_width=7680, max_height=4320)

@@ -158,6 +158,13 @@ class TrimCompleted(Event):
     #: Source packets of the span left out of the clip because they did not decode, as
     #: in `VideoProcessed`.
     dropped_packets: int = Field(default=0, ge=0)
+    #: When the clip's first frame shows in the source (seconds; at or up to a frame
+    #: before the start asked for); None from transcoders before smart cuts.
+    actual_start_seconds: float | None = None
+    #: "smart" (the source's groups of pictures copied, the edges re-encoded) or
+    #: "reencode" (every frame), with why a smart cut was not possible.
+    cut_method: Literal["smart", "reencode"] | None = None
+    reencode_reason: str | None = None
 
 
 class TrimFailed(Event):

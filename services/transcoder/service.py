@@ -190,6 +190,9 @@ class MediaJobs:
                 duration_seconds=result.duration_seconds,
                 attempt=event.attempt,
                 dropped_packets=result.dropped_packets,
+                actual_start_seconds=result.actual_start,
+                cut_method=result.method,
+                reencode_reason=result.reencode_reason,
             )
 
     async def _source_probe(self, video_id: str, source: Path, workdir: Path) -> MediaInfo:

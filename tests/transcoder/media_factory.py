@@ -145,10 +145,13 @@ def make_indexed_clip(
     size: tuple[int, int] = (160, 120),
     audio_seconds: float | None = None,
     container: str | None = None,
+    open_gop: bool = False,
 ) -> Path:
     """A clip whose frame `i` shows `i` in blocks, with a keyframe every `gop` frames.
 
-    `bframes` B-frames in a fixed pattern (x264's `b-adapt=0`). `vfr` shows the frames
+    `bframes` B-frames in a fixed pattern (x264's `b-adapt=0`); `open_gop`: keyframes
+    after the first are recovery points whose leading B-frames refer to the group
+    before (x264's `open-gop`). `vfr` shows the frames
     at irregular times (`VFR_PATTERN_MS`, time base 1/1000) instead of every 1/`fps` s;
     `indexed_frame_times` says when. The AAC audio (`audio_seconds` long, the clip's
     length unless given, 0 for none) is silent but for a 440 Hz beep of `BEEP_SECONDS`
@@ -157,6 +160,8 @@ def make_indexed_clip(
     times = indexed_frame_times(seconds, fps, vfr=vfr)
     time_base = Fraction(1, 1000) if vfr else Fraction(1, fps)
     params = f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}:b-adapt=0"
+    if open_gop:
+        params += ":open-gop=1"
     audio_seconds = seconds if audio_seconds is None else audio_seconds
     with av.open(str(path), "w", format=container) as output:
         video = output.add_stream("libx264", rate=fps, options={"x264-params": params})

@@ -48,6 +48,10 @@ class TrimJob:
     failure_code: str | None = None
     clip_key: str | None = None
     clip_duration_seconds: float | None = None
+    #: Where the clip's first frame shows in the source, and how it was cut (None for
+    #: clips cut before smart cuts).
+    clip_actual_start_seconds: float | None = None
+    cut_method: str | None = None
     #: Source packets of the span left out of the clip because they did not decode.
     dropped_packets: int | None = None
     #: Its job stalled once and was queued again (the next stall fails it).
@@ -81,6 +85,8 @@ class TrimJob:
             failure_code=doc.get("failure_code"),
             clip_key=doc.get("clip_key"),
             clip_duration_seconds=doc.get("clip_duration_seconds"),
+            clip_actual_start_seconds=doc.get("clip_actual_start_seconds"),
+            cut_method=doc.get("cut_method"),
             dropped_packets=doc.get("dropped_packets"),
             progress=doc.get("progress"),
             eta_seconds=doc.get("eta_seconds"),

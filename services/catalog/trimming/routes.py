@@ -77,7 +77,15 @@ async def clips(request: web.Request) -> web.Response:
         data=[
             ClipResource(
                 id=clip.video_id,
-                attributes=ClipAttributes(duration=hh_mm_ss(clip.duration_seconds), url=clip.url),
+                attributes=ClipAttributes(
+                    duration=hh_mm_ss(clip.duration_seconds),
+                    url=clip.url,
+                    requested_start=clip.requested_start,
+                    requested_duration=clip.requested_duration,
+                    actual_start=clip.actual_start,
+                    actual_duration=clip.duration_seconds,
+                    cut_method=clip.cut_method,
+                ),
             )
             for clip in found
         ]

@@ -120,6 +120,15 @@ class ClipAttributes(BaseModel):
     duration: str
     #: A presigned, directly fetchable URL.
     url: str
+    # additions to the seed: what was cut, in seconds
+    requested_start: float
+    requested_duration: float
+    #: Where the clip's first frame shows in the source: the start asked for, or up to
+    #: a frame before it (absent for clips cut before this was recorded).
+    actual_start: float | None = None
+    actual_duration: float
+    #: `smart` (whole groups of pictures copied, the edges re-encoded) or `reencode`.
+    cut_method: Literal["smart", "reencode"] | None = None
 
 
 class ClipResource(BaseModel):

@@ -40,6 +40,12 @@ class Clip:
     video_id: str
     duration_seconds: float
     url: str
+    #: The span asked for, and where the first frame really shows (None for clips cut
+    #: before smart cuts), in seconds.
+    requested_start: float
+    requested_duration: float
+    actual_start: float | None
+    cut_method: str | None
 
 
 @dataclass(frozen=True)
@@ -147,6 +153,10 @@ class TrimmingService(MediaJobLifecycle[TrimJob]):
                 video_id=job.video_id,
                 duration_seconds=job.clip_duration_seconds,
                 url=self._storage.download_url(job.clip_key, self._url_ttl),
+                requested_start=job.start_seconds,
+                requested_duration=job.duration_seconds,
+                actual_start=job.clip_actual_start_seconds,
+                cut_method=job.cut_method,
             )
             for job in await self._trims.of_user(user_id, TrimStatus.DONE)
             if job.clip_key is not None and job.clip_duration_seconds is not None
@@ -204,6 +214,9 @@ class TrimmingService(MediaJobLifecycle[TrimJob]):
             changes={
                 "clip_key": event.clip_key,
                 "clip_duration_seconds": event.duration_seconds,
+                "clip_actual_start_seconds": event.actual_start_seconds,
+                "cut_method": event.cut_method,
+                "reencode_reason": event.reencode_reason,
                 "dropped_packets": event.dropped_packets,
                 "progress": 1.0,
                 "eta_seconds": 0.0,

@@ -26,9 +26,10 @@ Decisions:
 - Audio decoders need a little input before the first sample they must get right, so
   when there is audio the keyframe sought is the one at or before `start - 0.1 s`: a
   start just after a keyframe decodes one group of pictures more.
-- Everything is re-encoded (no packet copying around the cut points yet) by the cut
-  lanes (`lanes.py`), which encode as the playback transcode does: upright, within the
-  profile's height, libx264 + AAC.
+- Everything is re-encoded by the cut lanes (`lanes.py`), which encode as the playback
+  transcode does: upright, within the profile's height, libx264 + AAC. `smart_cut.py`
+  copies the source's whole groups of pictures where it safely can, and falls back to
+  this cut where it cannot.
   Audio running on past the last picture is cut at the span's end, not at the video's.
 """
 
@@ -93,6 +94,18 @@ class CutResult:
     decoded_frames: int
     #: Source packets left out because they did not decode.
     dropped_packets: int
+    #: When the first frame shows in the source, in seconds from the video's beginning
+    #: (at or less than one frame before the start asked for).
+    actual_start: float
+    #: The clip's real length in seconds (as `duration_seconds`).
+    actual_duration: float
+    #: "smart" (the source's whole groups of pictures copied, the edges re-encoded) or
+    #: "reencode" (every frame re-encoded).
+    method: str = "reencode"
+    #: Why a smart cut was not possible, when `method` is "reencode" for that reason.
+    reencode_reason: str | None = None
+    #: Source video packets copied untouched.
+    copied_packets: int = 0
 
 
 def cut(
@@ -110,16 +123,8 @@ def cut(
     cannot be cut; `dst` is removed then. Times are seconds from the video's beginning.
     `progress`: the video packets decoded, by their time across the span.
     """
-    if not (math.isfinite(start_seconds) and start_seconds >= 0):
-        raise ValueError(f"start must be a time in the video, not {start_seconds}")
-    if not (math.isfinite(duration_seconds) and duration_seconds > 0):
-        raise ValueError(f"duration must be positive, not {duration_seconds}")
-    if duration_seconds < frame_seconds(info.frame_rate):
-        raise MediaRejected(SPAN_TOO_SHORT)
-    if start_seconds >= min(info.duration_seconds, info.video_end_seconds):
-        raise MediaRejected(BEYOND_END)
-    preroll = _AUDIO_PREROLL_SECONDS if info.audio_codec else 0.0
-    seek_target = _keyframe_seek_target(src, max(0.0, start_seconds - preroll))
+    check_span(start_seconds, duration_seconds, info)
+    seek_target = seek_target_for(src, start_seconds, info)
     with removed_on_failure(dst), open_source(src) as source:
         video = video_stream_of(source)
         if video is None:
@@ -138,13 +143,37 @@ def cut(
             audio_lane = CutAudioLane(audio, span, output, profile) if audio else None
             dropped = encode_lanes(source, video_lane, audio_lane, meter.at)
     meter.done()
+    first = video_lane.first_frame_seconds
     return CutResult(
         duration_seconds=video_lane.duration_seconds,
         frames=video_lane.frames,
         has_audio=audio_lane is not None and audio_lane.samples > 0,
         decoded_frames=video_lane.decoded_frames,
         dropped_packets=dropped,
+        actual_start=max(0.0, (span.start if first is None else first) - origin),
+        actual_duration=video_lane.duration_seconds,
     )
+
+
+def check_span(start_seconds: float, duration_seconds: float, info: MediaInfo) -> None:
+    """Refuse a span that cannot be cut from the video probed as `info`: ValueError for
+    times that are no times, `MediaRejected` for a span shorter than a frame or starting
+    past the end."""
+    if not (math.isfinite(start_seconds) and start_seconds >= 0):
+        raise ValueError(f"start must be a time in the video, not {start_seconds}")
+    if not (math.isfinite(duration_seconds) and duration_seconds > 0):
+        raise ValueError(f"duration must be positive, not {duration_seconds}")
+    if duration_seconds < frame_seconds(info.frame_rate):
+        raise MediaRejected(SPAN_TOO_SHORT)
+    if start_seconds >= min(info.duration_seconds, info.video_end_seconds):
+        raise MediaRejected(BEYOND_END)
+
+
+def seek_target_for(src: Path, start_seconds: float, info: MediaInfo) -> int | None:
+    """Where to seek (video time base) to decode the frame shown at `start_seconds` and
+    the audio just before it; None: decode from the beginning."""
+    preroll = _AUDIO_PREROLL_SECONDS if info.audio_codec else 0.0
+    return _keyframe_seek_target(src, max(0.0, start_seconds - preroll))
 
 
 def _keyframe_seek_target(src: Path, seconds: float) -> int | None:

@@ -36,6 +36,7 @@ from av.filter import Graph
 from av.filter.context import FilterContext
 from av.packet import Packet
 from av.stream import Stream
+from av.video.codeccontext import VideoCodecContext
 from av.video.frame import PictureType, VideoFrame
 from av.video.stream import VideoStream
 
@@ -152,19 +153,9 @@ class VideoLane(ABC):
             max_height=profile.max_height,
         )
         with rejected_as(ENCODING_FAILED):
-            self._encoder = output.add_stream(
-                "libx264",
-                rate=rate,
-                options={"crf": str(profile.crf), "preset": profile.preset},
+            self._encoder: VideoStream | VideoCodecContext = self._open_encoder(
+                output, rate, width, height, profile
             )
-            self._encoder.width = width
-            self._encoder.height = height
-            self._encoder.pix_fmt = "yuv420p"
-            self._encoder.codec_context.time_base = self._time_base
-            # PyAV defaults to slice threads; frame threads are what `ffmpeg` uses and
-            # are much faster with libx264.
-            self._encoder.codec_context.thread_type = "FRAME"
-            self._encoder.codec_context.thread_count = profile.threads
         self._shaper = FrameShaper(
             rotation=info.rotation,
             width=width,
@@ -177,6 +168,28 @@ class VideoLane(ABC):
         #: Frames decoded, frames encoded.
         self.decoded_frames = 0
         self.frames = 0
+
+    def _open_encoder(
+        self,
+        output: OutputContainer,
+        rate: Fraction,
+        width: int,
+        height: int,
+        profile: PlaybackProfile,
+    ) -> VideoStream | VideoCodecContext:
+        """The libx264 encoder the frames go to, as a stream of `output`."""
+        encoder = output.add_stream(
+            "libx264", rate=rate, options={"crf": str(profile.crf), "preset": profile.preset}
+        )
+        encoder.width = width
+        encoder.height = height
+        encoder.pix_fmt = "yuv420p"
+        encoder.codec_context.time_base = self._time_base
+        # PyAV defaults to slice threads; frame threads are what `ffmpeg` uses and
+        # are much faster with libx264.
+        encoder.codec_context.thread_type = "FRAME"
+        encoder.codec_context.thread_count = profile.threads
+        return encoder
 
     @property
     def done(self) -> bool:
@@ -277,6 +290,8 @@ class CutVideoLane(VideoLane):
         self._durations: dict[int, int] = {}
         self._end_pts = 0
         self._done = False
+        #: When the first frame written shows in the source's timeline (seconds).
+        self.first_frame_seconds: float | None = None
 
     @property
     def done(self) -> bool:
@@ -338,6 +353,8 @@ class CutVideoLane(VideoLane):
         if self._last_pts is None and until <= self._offset:
             return  # it stops showing before the span starts: the span is past the end
         previous = self._last_pts
+        if previous is None:
+            self.first_frame_seconds = float(self._pts_of(frame) * self._time_base)
         pts = 0 if previous is None else max(self._pts_of(frame) - self._offset, previous + 1)
         duration = max(1, until - self._offset - pts)
         frame.pts = pts

@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.transcoder.media.cut import CutResult, cut
+from services.transcoder.media.cut import CutResult
 from services.transcoder.media.lanes import PlaybackProfile
 from services.transcoder.media.playback import write_playback
 from services.transcoder.media.probe import MediaInfo, MediaLimits, probe
 from services.transcoder.media.progress import Progress
+from services.transcoder.media.smart_cut import smart_cut
 from services.transcoder.media.thumbnail import make_thumbnail
 
 
@@ -65,7 +66,8 @@ def cut_clip(
     info: MediaInfo | None = None,
 ) -> CutResult:
     """Probe (limits first) unless `info` is the source's probe already, then cut
-    `[start, start + duration)` frame-accurately; `progress` is the cut's."""
+    `[start, start + duration)` frame-accurately, copying the source's whole groups of
+    pictures where it can (`smart_cut`); `progress` is the cut's."""
     if info is None:
         info = probe(source, limits)
-    return cut(source, destination, start_seconds, duration_seconds, info, profile, progress)
+    return smart_cut(source, destination, start_seconds, duration_seconds, info, profile, progress)
