@@ -297,6 +297,39 @@ def smart_cut_edge_quality(ctx: BenchContext) -> Ratio:
     return Ratio(name, worst, target, detail)
 
 
+def short_cut_vs_ffmpeg(ctx: BenchContext) -> Ratio:
+    """Kino's cut (smart where it can) of 2 s at 45 s ÷ the `ffmpeg` command line's
+    frame-accurate cut of the same span (`-ss` before `-i`: seek, then decode to the
+    exact start), same encoder settings."""
+    name, target = "cut 2 s at 45 s, Kino / ffmpeg", "<= 1.0"
+    source, info = _trim_source(ctx)
+    if ctx.ffmpeg is None:
+        return Ratio(name, None, target, f"ffmpeg not on PATH: {FFMPEG_MISSING}")
+    kino_out, cli_out = ctx.workdir / "kino-2s.mp4", ctx.workdir / "ffmpeg-2s.mp4"
+    threads = str(ctx.profile.threads)
+    methods: list[str] = []
+
+    def kino() -> None:
+        methods.append(smart_cut(source, kino_out, 45.0, 2.0, info, ctx.profile).method)
+
+    def cli() -> None:
+        ctx.run_ffmpeg(
+            "-threads", threads, "-ss", "45", "-i", str(source), "-t", "2",
+            "-map", "0:v:0", "-map", "0:a:0?",
+            "-c:v", "libx264", "-preset", ctx.profile.preset, "-crf", str(ctx.profile.crf),
+            "-pix_fmt", "yuv420p", "-threads", threads,
+            "-c:a", "aac", "-b:a", str(ctx.profile.audio_bitrate),
+            "-movflags", "+faststart", str(cli_out),
+        )  # fmt: skip
+
+    for _ in range(ctx.rounds):
+        ctx.sample("kino cut 2 s", kino)
+        ctx.sample("ffmpeg cut 2 s", cli)
+    fast, slow = ctx.best("kino cut 2 s", kino), ctx.best("ffmpeg cut 2 s", cli)
+    detail = f"best of {ctx.rounds}: Kino {fast:.2f} s ({methods[-1]}), ffmpeg {slow:.2f} s"
+    return Ratio(name, fast / slow, target, detail)
+
+
 def _psnr(reference: VideoFrame, made: VideoFrame) -> float:
     a = reference.to_ndarray(format="gray").astype(numpy.float64)
     b = made.to_ndarray(format="gray").astype(numpy.float64)
@@ -312,6 +345,7 @@ BENCHMARKS: list[tuple[str, Benchmark]] = [
     ("cut-30s", cut_vs_transcode),
     ("smart-cut", smart_cut_vs_full_cut),
     ("smart-edges", smart_cut_edge_quality),
+    ("cut-vs-ffmpeg", short_cut_vs_ffmpeg),
 ]
 
 _BENCH_LIMITS = MediaLimits(max_duration_seconds=4 * 3600, max_width=7680, max_height=4320)
