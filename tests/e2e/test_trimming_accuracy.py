@@ -43,6 +43,7 @@ async def test_the_listed_clip_starts_on_the_exact_frame(
     attributes = clip["attributes"]
     assert attributes["duration"] == "00:00:02"  # 1.6 s, rounded
     assert attributes["cut_method"] == "smart"
+    assert "reencode_reason" not in attributes
     assert (attributes["requested_start"], attributes["requested_duration"]) == (start, duration)
     assert attributes["actual_start"] == pytest.approx(start, abs=1e-6)  # frame 62 is at 2.48
     assert attributes["actual_duration"] == pytest.approx(duration, abs=1 / FPS)
@@ -77,6 +78,7 @@ async def test_a_source_that_cannot_be_copied_is_re_encoded_and_says_so(
         [clip] = (await r.json(content_type=None))["data"]
     attributes = clip["attributes"]
     assert attributes["cut_method"] == "reencode"
+    assert attributes["reencode_reason"]  # why: not H.264
     assert (attributes["requested_start"], attributes["requested_duration"]) == (0.5, 2.0)
     assert attributes["actual_start"] == pytest.approx(0.48, abs=1e-6)  # the frame shown at 0.5
     assert attributes["actual_duration"] == pytest.approx(2.0, abs=0.04)

@@ -52,6 +52,7 @@ class TrimJob:
     #: clips cut before smart cuts).
     clip_actual_start_seconds: float | None = None
     cut_method: str | None = None
+    reencode_reason: str | None = None
     #: Source packets of the span left out of the clip because they did not decode.
     dropped_packets: int | None = None
     #: Its job stalled once and was queued again (the next stall fails it).
@@ -87,6 +88,7 @@ class TrimJob:
             clip_duration_seconds=doc.get("clip_duration_seconds"),
             clip_actual_start_seconds=doc.get("clip_actual_start_seconds"),
             cut_method=doc.get("cut_method"),
+            reencode_reason=doc.get("reencode_reason"),
             dropped_packets=doc.get("dropped_packets"),
             progress=doc.get("progress"),
             eta_seconds=doc.get("eta_seconds"),

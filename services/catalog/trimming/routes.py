@@ -85,6 +85,7 @@ async def clips(request: web.Request) -> web.Response:
                     actual_start=clip.actual_start,
                     actual_duration=clip.duration_seconds,
                     cut_method=clip.cut_method,
+                    reencode_reason=clip.reencode_reason,
                 ),
             )
             for clip in found

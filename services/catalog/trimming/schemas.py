@@ -129,6 +129,8 @@ class ClipAttributes(BaseModel):
     actual_duration: float
     #: `smart` (whole groups of pictures copied, the edges re-encoded) or `reencode`.
     cut_method: Literal["smart", "reencode"] | None = None
+    #: Why the source could not be cut smartly, when `cut_method` is `reencode`.
+    reencode_reason: str | None = None
 
 
 class ClipResource(BaseModel):

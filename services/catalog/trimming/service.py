@@ -46,6 +46,7 @@ class Clip:
     requested_duration: float
     actual_start: float | None
     cut_method: str | None
+    reencode_reason: str | None
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,7 @@ class TrimmingService(MediaJobLifecycle[TrimJob]):
                 requested_duration=job.duration_seconds,
                 actual_start=job.clip_actual_start_seconds,
                 cut_method=job.cut_method,
+                reencode_reason=job.reencode_reason,
             )
             for job in await self._trims.of_user(user_id, TrimStatus.DONE)
             if job.clip_key is not None and job.clip_duration_seconds is not None
