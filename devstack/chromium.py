@@ -11,29 +11,19 @@ nothing and prints nothing, so it can run before every test session.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from devstack.apt import apt_install, can_apt_install
 from devstack.errors import DevstackError
 from devstack.services import REPO_ROOT
 
 #: Where Debian's `chromium` package puts the browser; the tests launch exactly this.
 CHROMIUM = Path("/usr/bin/chromium")
 
-#: The package, without the recommended extras (fonts, drivers) a headless test never uses.
-INSTALL = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
-
-
-def can_install_chromium() -> bool:
-    """On Debian and as root, `apt-get install chromium` is ours to run."""
-    return (
-        Path("/etc/debian_version").exists()
-        and os.geteuid() == 0
-        and shutil.which("apt-get") is not None
-    )
+#: Without the recommended extras (fonts, drivers) a headless test never uses.
+INSTALL_OPTIONS = ("--no-install-recommends",)
 
 
 def missing_chromium_message() -> str:
@@ -45,16 +35,8 @@ def missing_chromium_message() -> str:
 
 
 def install_chromium(log_path: Path) -> Path:
-    """`apt-get update && apt-get install chromium`, output into `log_path`."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    with log_path.open("wb") as log:
-        for argv in (["apt-get", "update"], INSTALL):
-            result = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
-            if result.returncode != 0:
-                raise DevstackError(
-                    f"{' '.join(argv)} failed (exit {result.returncode}); see {log_path}"
-                )
+    """`apt-get install chromium`, output into `log_path`."""
+    apt_install(["chromium"], log_path, options=INSTALL_OPTIONS)
     if not CHROMIUM.exists():
         raise DevstackError(f"{CHROMIUM} still not found after apt-get; see {log_path}")
     return CHROMIUM
@@ -64,7 +46,7 @@ def ensure_chromium(log_path: Path) -> Path:
     """The Chromium binary, installed first when it is missing and we may install it."""
     if CHROMIUM.exists():
         return CHROMIUM
-    if not can_install_chromium():
+    if not can_apt_install():
         raise DevstackError(missing_chromium_message())
     print(
         f"devstack: {CHROMIUM} is missing (the browser playback tests need it): "

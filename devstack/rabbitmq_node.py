@@ -27,6 +27,7 @@ from urllib.parse import unquote, urlsplit
 import aio_pika
 import psutil
 
+from devstack.apt import apt_install
 from devstack.errors import StoreFailed, redact_url
 from devstack.ports import LOOPBACK
 from devstack.probes import require_tcp, tcp_accepts, wait_for_store
@@ -109,15 +110,6 @@ def find_rabbitmq() -> RabbitmqTools | None:
     return RabbitmqTools(server, ctl)
 
 
-def can_install_rabbitmq() -> bool:
-    """On Debian and as root, `apt-get install rabbitmq-server` is ours to run."""
-    return (
-        Path("/etc/debian_version").exists()
-        and os.geteuid() == 0
-        and shutil.which("apt-get") is not None
-    )
-
-
 def missing_rabbitmq_message(url: str) -> str:
     return (
         f"no AMQP broker answers at KINO_AMQP_URL={redact_url(url)} and rabbitmq-server "
@@ -127,16 +119,8 @@ def missing_rabbitmq_message(url: str) -> str:
 
 
 def install_rabbitmq(log_path: Path) -> RabbitmqTools:
-    """`apt-get update && apt-get install -y rabbitmq-server`, output into `log_path`."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    with log_path.open("wb") as log:
-        for argv in (["apt-get", "update"], ["apt-get", "install", "-y", "rabbitmq-server"]):
-            result = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
-            if result.returncode != 0:
-                raise StoreFailed(
-                    f"{' '.join(argv)} failed (exit {result.returncode}); see {log_path}"
-                )
+    """`apt-get install rabbitmq-server`, output into `log_path`."""
+    apt_install(["rabbitmq-server"], log_path, error=StoreFailed)
     tools = find_rabbitmq()
     if tools is None:
         raise StoreFailed(f"rabbitmq-server still not found after apt-get; see {log_path}")

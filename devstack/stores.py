@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from devstack.apt import can_apt_install
 from devstack.errors import StoreFailed, redact_url
 from devstack.mongo_server import check_mongo, find_secantusd, run_secantusdb
 from devstack.ports import PortNeed, PortPlan, check_ports_free
@@ -31,7 +32,6 @@ from devstack.rabbitmq_node import (
     RabbitmqTools,
     amqp_host_port,
     broker_answers,
-    can_install_rabbitmq,
     find_rabbitmq,
     install_rabbitmq,
     missing_rabbitmq_message,
@@ -128,7 +128,7 @@ def plan_stores(settings: StoreSettings, ports: PortPlan, *, ephemeral: bool) ->
         amqp = AmqpSource.BROKER
     elif (rabbitmq := find_rabbitmq()) is not None:
         amqp = AmqpSource.PRIVATE_NODE
-    elif can_install_rabbitmq():
+    elif can_apt_install():
         amqp = AmqpSource.INSTALL_THEN_PRIVATE_NODE
     else:
         raise StoreFailed(missing_rabbitmq_message(settings.amqp_url))
