@@ -103,6 +103,16 @@ class BenchContext:
             self.sample(name, action)
         return min(self.samples[name])
 
+    def side_by_side(
+        self, first: tuple[str, Callable[[], object]], second: tuple[str, Callable[[], object]]
+    ) -> tuple[float, float]:
+        """Best times of two actions run in turn `rounds` times (so background load hits
+        both alike), reusing earlier samples of either."""
+        for _ in range(self.rounds):
+            self.sample(*first)
+            self.sample(*second)
+        return self.best(*first), self.best(*second)
+
     def run_ffmpeg(self, *args: str) -> None:
         assert self.ffmpeg is not None
         subprocess.run(
@@ -137,11 +147,9 @@ def transcode_vs_ffmpeg(ctx: BenchContext) -> Ratio:
             "-movflags", "+faststart", str(cli_out),
         )  # fmt: skip
 
-    for _ in range(ctx.rounds):  # alternate, so background load hits both sides alike
-        ctx.sample("pyav transcode", pyav_transcode)
-        ctx.sample("ffmpeg transcode", cli_transcode)
-    pyav = ctx.best("pyav transcode", pyav_transcode)
-    cli = ctx.best("ffmpeg transcode", cli_transcode)
+    pyav, cli = ctx.side_by_side(
+        ("pyav transcode", pyav_transcode), ("ffmpeg transcode", cli_transcode)
+    )
     detail = (
         f"best of {ctx.rounds}: PyAV {ctx.frames / pyav:.1f} fps ({pyav:.1f} s), "
         f"ffmpeg {ctx.frames / cli:.1f} fps ({cli:.1f} s); x264 PyAV: {_x264_build(pyav_out)}, "
@@ -211,11 +219,7 @@ def cut_vs_decoding_from_the_start(ctx: BenchContext) -> Ratio:
     def naive() -> None:
         cut(source, naive_out, 0.0, 47.0, info, ctx.profile)
 
-    for _ in range(ctx.rounds):
-        ctx.sample("cut 2 s at 45 s", short_cut)
-        ctx.sample("re-encode 0-47 s", naive)
-    fast = ctx.best("cut 2 s at 45 s", short_cut)
-    slow = ctx.best("re-encode 0-47 s", naive)
+    fast, slow = ctx.side_by_side(("cut 2 s at 45 s", short_cut), ("re-encode 0-47 s", naive))
     detail = f"best of {ctx.rounds}: cut {fast:.2f} s, re-encode from the start {slow:.1f} s"
     return Ratio(name, fast / slow, target, detail)
 
@@ -236,10 +240,7 @@ def cut_vs_transcode(ctx: BenchContext) -> Ratio:
     def full() -> None:
         transcode(head, transcode_out, head_info, ctx.profile)
 
-    for _ in range(ctx.rounds):
-        ctx.sample("cut 30 s", long_cut)
-        ctx.sample("transcode 30 s", full)
-    cut_time, full_time = ctx.best("cut 30 s", long_cut), ctx.best("transcode 30 s", full)
+    cut_time, full_time = ctx.side_by_side(("cut 30 s", long_cut), ("transcode 30 s", full))
     detail = (
         f"best of {ctx.rounds}: cut {cut_time:.1f} s, transcode {full_time:.1f} s "
         f"({TRIM_CLIP_SIZE[1]}p, preset {ctx.profile.preset})"
@@ -264,11 +265,7 @@ def smart_cut_vs_full_cut(ctx: BenchContext) -> Ratio:
     def full() -> None:
         cut(source, full_out, SMART_START, SMART_SECONDS, info, ctx.profile)
 
-    for _ in range(ctx.rounds):
-        ctx.sample("smart cut 30 s", smart)
-        ctx.sample("full re-encode 30 s", full)
-    fast = ctx.best("smart cut 30 s", smart)
-    slow = ctx.best("full re-encode 30 s", full)
+    fast, slow = ctx.side_by_side(("smart cut 30 s", smart), ("full re-encode 30 s", full))
     detail = f"best of {ctx.rounds}: smart {fast:.2f} s, full re-encode {slow:.1f} s"
     return Ratio(name, fast / slow, target, detail)
 
@@ -322,10 +319,7 @@ def short_cut_vs_ffmpeg(ctx: BenchContext) -> Ratio:
             "-movflags", "+faststart", str(cli_out),
         )  # fmt: skip
 
-    for _ in range(ctx.rounds):
-        ctx.sample("kino cut 2 s", kino)
-        ctx.sample("ffmpeg cut 2 s", cli)
-    fast, slow = ctx.best("kino cut 2 s", kino), ctx.best("ffmpeg cut 2 s", cli)
+    fast, slow = ctx.side_by_side(("kino cut 2 s", kino), ("ffmpeg cut 2 s", cli))
     detail = f"best of {ctx.rounds}: Kino {fast:.2f} s ({methods[-1]}), ffmpeg {slow:.2f} s"
     return Ratio(name, fast / slow, target, detail)
 
