@@ -236,6 +236,8 @@ def _read_layout(src: Path) -> _Layout | str:
         video = video_stream_of(source)
         if video is None or video.time_base is None:
             return "the video has no time base"
+        # Read while the file is open: the stream's fields are freed with it.
+        time_base = video.time_base
         origin = (source.start_time or 0) / av.time_base
         extradata = video.codec_context.extradata or b""
         length_size = (extradata[4] & 3) + 1 if extradata[:1] == b"\x01" else None
@@ -276,7 +278,7 @@ def _read_layout(src: Path) -> _Layout | str:
             and all(shown > key for shown in pts[at + 1 : following])
             and all(shown < key for shown in pts[previous:at])
         )
-    return _Layout(video.time_base, origin, pts, keyframes, clean, end, length_size, sps, pps)
+    return _Layout(time_base, origin, pts, keyframes, clean, end, length_size, sps, pps)
 
 
 def _plan(layout: _Layout, start_seconds: float, duration_seconds: float) -> _Plan | str:
