@@ -58,12 +58,12 @@ from services.transcoder.media.lanes import (
     PlaybackProfile,
     Span,
     encode_lanes,
+    own_audio_stream,
     playback_container,
     removed_on_failure,
 )
 from services.transcoder.media.probe import (
     MediaInfo,
-    audio_stream_of,
     frame_seconds,
     open_source,
     video_stream_of,
@@ -125,11 +125,14 @@ def cut(
     """
     check_span(start_seconds, duration_seconds, info)
     seek_target = seek_target_for(src, start_seconds, info)
-    with removed_on_failure(dst), open_source(src) as source:
+    with (
+        removed_on_failure(dst),
+        open_source(src) as source,
+        own_audio_stream(src, info, seek_target) as audio,
+    ):
         video = video_stream_of(source)
         if video is None:
             raise MediaRejected(NO_VIDEO)
-        audio = audio_stream_of(source) if info.audio_codec else None
         origin = (source.start_time or 0) / av.time_base
         span = Span(start=origin + start_seconds, end=origin + start_seconds + duration_seconds)
         meter = Meter(progress, span.start, span.end)

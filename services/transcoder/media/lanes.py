@@ -10,7 +10,9 @@ and audio become in the web-playable MP4 (H.264/AAC, `moov` first), and how.
 - `encode_lanes`: the one loop that demuxes the source into its lanes and finishes them,
   telling how far it got by the video packets' times (`packet_seconds`) and how many
   packets did not decode and were left out (a few are, as the `ffmpeg` tool does; the
-  decoder conceals the pictures that referred to them).
+  decoder conceals the pictures that referred to them). The audio lane reads its own
+  opening of the file (`own_audio_stream`) on a thread of its own, as `ffmpeg` runs
+  each encoder on a thread: AAC encoding overlaps the video's work.
 - The output helpers: `playback_container`, `removed_on_failure` and `demuxed`.
 
 Whether the source is whole (not truncated) is `probe`'s judgement, made before any lane
@@ -20,7 +22,10 @@ runs, for the playback transcode and the cut alike.
 from __future__ import annotations
 
 import contextlib
+import math
+import threading
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -55,7 +60,12 @@ from services.transcoder.media.geometry import (
     pull_ready,
     upright_size,
 )
-from services.transcoder.media.probe import MediaInfo
+from services.transcoder.media.probe import (
+    MediaInfo,
+    audio_stream_of,
+    open_source,
+    video_stream_of,
+)
 
 _FASTSTART = {"movflags": "+faststart"}
 #: The sample rates AAC signals directly; anything else is resampled to 48 kHz.
@@ -66,6 +76,10 @@ _AAC_FRAME_SAMPLES = 1024
 #: The frame rate of a video stream that declares none: the encoder's rate, and how long
 #: a frame shows when its timestamp or duration is missing.
 _FALLBACK_FRAME_RATE = Fraction(25)
+#: How far the audio lane's thread reads ahead of the video (`_AudioThread`): enough to
+#: encode a smart cut's whole span while the video's head is encoded; its encoded
+#: packets wait in memory meanwhile (about 1 MB a minute at 128 kb/s).
+_AUDIO_LEAD_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -98,31 +112,111 @@ def encode_lanes(
     audio_lane: AudioLane | None,
     on_video_time: Callable[[float], None] | None = None,
 ) -> int:
-    """Demux the lanes' streams from `source` into them, then finish the video lane and
-    then the audio lane; return the packets left out because they did not decode.
+    """Demux the video lane's stream from `source` into it and finish it, while the
+    audio lane reads its own opening of the file (`own_audio_stream`) on a thread of
+    its own (`_AudioThread`); return the packets left out because they did not decode.
 
-    A lane that is `done` gets no more packets; reading stops once every lane is done.
-    `on_video_time` is told the time of each video packet fed (`packet_seconds`), after
-    it was fed: how far into the source the job got.
+    Reading stops once the video lane is `done`. `on_video_time` is told the time of
+    each video packet fed (`packet_seconds`), after it was fed: how far into the source
+    the job got.
     """
-    lanes: dict[int, VideoLane | AudioLane] = {video_lane.stream.index: video_lane}
-    if audio_lane is not None:
-        lanes[audio_lane.stream.index] = audio_lane
-    for packet in demuxed(source, [lane.stream for lane in lanes.values()]):
-        if packet.size == 0:  # end-of-stream marker; the lanes flush in `finish`
-            continue
-        lane = lanes[packet.stream_index]
-        if not lane.done:
-            seconds = packet_seconds(packet) if lane is video_lane else None
-            lane.feed(packet)
-            if seconds is not None and on_video_time is not None:
-                on_video_time(seconds)
-        if all(lane.done for lane in lanes.values()):
-            break
-    video_lane.finish()
-    if audio_lane is not None:
-        audio_lane.finish()
-    return sum(lane.dropped_packets for lane in lanes.values())
+    with contextlib.ExitStack() as stack:
+        audio = stack.enter_context(_AudioThread(audio_lane)) if audio_lane else None
+        for packet in demuxed(source, [video_lane.stream]):
+            if packet.size == 0:  # end-of-stream marker; the lane flushes in `finish`
+                continue
+            seconds = packet_seconds(packet)
+            video_lane.feed(packet)
+            if seconds is not None:
+                if on_video_time is not None:
+                    on_video_time(seconds)
+                if audio is not None:
+                    audio.video_at(seconds)
+            if video_lane.done:
+                break
+        video_lane.finish()
+        if audio is not None:
+            audio.finish()
+    return video_lane.dropped_packets + (audio_lane.dropped_packets if audio_lane else 0)
+
+
+class _AudioThread:
+    """Feeds an audio lane from its own opening of the file, on a thread of its own.
+
+    PyAV lets go of the GIL inside FFmpeg, so the audio's decoding and AAC encoding run
+    beside libx264 or, in a smart cut, beside the copying (as the `ffmpeg` tool runs
+    each encoder on a thread of its own) instead of adding to the video's time. The
+    thread reads at most `_AUDIO_LEAD_SECONDS` ahead of the video; what it encodes is
+    muxed on the caller's thread, no further than the video has got, so the output
+    stays interleaved and one thread writes it. A failure on the thread is raised on
+    the caller's at the next video packet or at `finish`; leaving the context stops it.
+    """
+
+    def __init__(self, lane: AudioLane) -> None:
+        self.lane = lane
+        self._changed = threading.Condition()
+        #: Where the video has got (seconds of the source's timeline); None: not started.
+        self._video_seconds: float | None = None
+        self._stopping = False
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="audio-lane", daemon=True)
+
+    def __enter__(self) -> _AudioThread:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._changed:
+            self._stopping = True
+            self._changed.notify()
+        self._thread.join()
+
+    def video_at(self, seconds: float) -> None:
+        """The video got to `seconds`: let the audio read on, mux what it has up to there."""
+        with self._changed:
+            self._video_seconds = seconds
+            self._changed.notify()
+        self._raise_failure()
+        self.lane.mux_encoded(until=seconds)
+
+    def finish(self) -> None:
+        """The video is done: let the lane finish, then mux the rest."""
+        self.video_at(math.inf)
+        self._thread.join()
+        self._raise_failure()
+        self.lane.mux_encoded()
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    def _run(self) -> None:
+        lane = self.lane
+        source = lane.stream.container
+        assert isinstance(source, InputContainer)
+        try:
+            for packet in demuxed(source, [lane.stream]):
+                if packet.size == 0:
+                    continue
+                if not self._wait_for_video(packet_seconds(packet)):
+                    return
+                lane.feed(packet)
+                if lane.done:
+                    break
+            lane.finish()
+        except BaseException as exc:  # handed to the caller's thread
+            self._failure = exc
+
+    def _wait_for_video(self, seconds: float | None) -> bool:
+        """Wait while `seconds` is too far ahead of the video; False: stop instead."""
+        with self._changed:
+            while not self._stopping and not self._may_read(seconds):
+                self._changed.wait()
+            return not self._stopping
+
+    def _may_read(self, seconds: float | None) -> bool:
+        video = self._video_seconds
+        return seconds is None or video is None or seconds <= video + _AUDIO_LEAD_SECONDS
 
 
 class VideoLane(ABC):
@@ -401,6 +495,8 @@ class AudioLane(ABC):
             format="fltp", layout=layout, rate=self._rate, frame_size=_AAC_FRAME_SAMPLES
         )
         self._next_pts: int | None = None
+        #: Packets encoded and not muxed yet (`mux_encoded`).
+        self._encoded: deque[Packet[Stream]] = deque()
         #: Samples written, at the output's rate.
         self.samples = 0
 
@@ -416,17 +512,26 @@ class AudioLane(ABC):
 
     @abstractmethod
     def feed(self, packet: Packet[Stream]) -> None:
-        """Decode a packet and write the samples of it that are kept."""
+        """Decode a packet and encode the samples of it that are kept."""
 
     @abstractmethod
     def finish(self) -> None:
-        """Write what is left after the last packet."""
+        """Encode what is left after the last packet."""
+
+    def mux_encoded(self, until: float | None = None) -> None:
+        """Mux the packets encoded so far that start before `until` (seconds of the
+        source's timeline; None: all). The lane is fed on another thread: its packets
+        wait in a deque (thread-safe at both ends) for the thread that writes."""
+        limit = None if until is None else (until - self._start_seconds) * self._rate
+        with rejected_as(ENCODING_FAILED):
+            while self._encoded and (limit is None or (self._encoded[0].pts or 0) <= limit):
+                self._output.mux(self._encoded.popleft())
 
     def _flush_encoder(self) -> None:
-        """Write the samples still in the resampler and the encoder."""
+        """Encode the samples still in the resampler and the encoder."""
         self._resample_and_encode([None])
         with rejected_as(ENCODING_FAILED):
-            self._output.mux(self._encoder.encode(None))
+            self._encoded.extend(self._encoder.encode(None))
 
     def _resample_and_encode(self, frames: Sequence[AudioFrame | None]) -> None:
         with rejected_as(ENCODING_FAILED):
@@ -441,7 +546,7 @@ class AudioLane(ABC):
                     resampled.time_base = self._time_base
                     self._next_pts = pts + resampled.samples
                     self.samples += resampled.samples
-                    self._output.mux(self._encoder.encode(resampled))
+                    self._encoded.extend(self._encoder.encode(resampled))
 
 
 class WholeAudioLane(AudioLane):
@@ -549,6 +654,26 @@ def playback_container(dst: Path) -> Iterator[OutputContainer]:
         raise
     with rejected_as(ENCODING_FAILED):
         output.close()
+
+
+@contextmanager
+def own_audio_stream(
+    src: Path, info: MediaInfo, seek_target: int | None = None
+) -> Iterator[AudioStream | None]:
+    """The source's audio stream (None without audio) on an opening of the file of its
+    own, for an audio lane read on its own thread (`encode_lanes`), sought as the video
+    is: to `seek_target` (video ticks) by the video stream, so the audio starts where
+    the video's keyframe is."""
+    if not info.audio_codec:
+        yield None
+        return
+    with open_source(src) as source:
+        audio = audio_stream_of(source)
+        video = video_stream_of(source)
+        if audio is not None and video is not None and seek_target is not None:
+            with rejected_as(VIDEO_CORRUPT):
+                source.seek(seek_target, stream=video, backward=True)
+        yield audio
 
 
 @contextmanager

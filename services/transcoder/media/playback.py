@@ -44,6 +44,7 @@ from services.transcoder.media.lanes import (
     WholeVideoLane,
     demuxed,
     encode_lanes,
+    own_audio_stream,
     packet_seconds,
     playback_container,
     removed_on_failure,
@@ -184,11 +185,10 @@ def transcode(
     source's, shifted to start at zero. `progress`: the video packets decoded, by their
     time against the probed duration.
     """
-    with removed_on_failure(dst), open_source(src) as source:
+    with removed_on_failure(dst), open_source(src) as source, own_audio_stream(src, info) as audio:
         video = video_stream_of(source)
         if video is None:
             raise MediaRejected(NO_VIDEO)
-        audio = audio_stream_of(source) if info.audio_codec else None
         start = (source.start_time or 0) / av.time_base
         meter = Meter(progress, start, start + info.duration_seconds)
         with playback_container(dst) as output:
