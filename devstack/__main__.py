@@ -1,9 +1,10 @@
 """`python -m devstack` (what `make run` calls): Kino on this machine, until Ctrl-C.
 
-Starts the stores the environment does not provide, then the four services, prints
-the gateway's URL and waits, restarting a service that dies (see
-`devstack.supervisor`). Ctrl-C or SIGTERM stops the services, then the stores
-started here, and nothing else. Data lives under `<repo>/.run/` (or
+Starts the stores the environment does not provide, then the four services (and, on
+the embedded SeaweedFS, the bridge that announces its uploads to catalog:
+`devstack.seaweedfs_events`), prints the gateway's URL and waits, restarting a
+service that dies (see `devstack.supervisor`). Ctrl-C or SIGTERM stops the services,
+then the stores started here, and nothing else. Data lives under `<repo>/.run/` (or
 `KINO_DEV_RUN_DIR`) and survives restarts. Problems are reported in one line, not
 as a traceback.
 """
@@ -21,6 +22,7 @@ from types import FrameType
 
 from devstack.errors import DevstackError
 from devstack.ports import PortPlan, ServicePorts, check_ports_free
+from devstack.seaweedfs_events import PROCESS_NAME as S3_EVENTS
 from devstack.services import REPO_ROOT, RunningServices, start_services
 from devstack.stores import StoreEndpoints, StoreSettings, launch_stores, plan_stores
 from devstack.supervisor import Supervisor
@@ -103,9 +105,15 @@ def development_signing_key(environ: Mapping[str, str], run_dir: Path) -> dict[s
 
 
 def print_banner(stores: StoreEndpoints, running: RunningServices, run_dir: Path) -> None:
+    uploads = (
+        [f"  uploads  announced to catalog as they land ({S3_EVENTS}: SeaweedFS filer → AMQP)"]
+        if S3_EVENTS in running.launches
+        else []
+    )
     lines = [
         f"Kino is running: {running.gateway_url}",
         *(f"  {line}" for line in stores.descriptions),
+        *uploads,
         "  services " + ", ".join(f"{name} {url}" for name, url in running.urls.items()),
         f"  admin    {running.admin_urls['gateway']} (the gateway's /health, /ready, /metrics)",
         f"  logs     {run_dir / 'logs'}",

@@ -29,6 +29,17 @@ EXECUTABLE = "weed"
 #: some of them; they are removed after the process stops.
 WEED_SOCKET_DIR = Path("/tmp")
 
+#: The filer (`host:port`) of each SeaweedFS this process runs, by S3 endpoint: how
+#: `devstack.services` tells that the services' store is an embedded SeaweedFS, whose
+#: uploads it announces (`devstack.seaweedfs_events`), and which filer to follow. The
+#: services' environment names only the endpoint, as for any other store.
+_FILERS: dict[str, str] = {}
+
+
+def embedded_filer(s3_endpoint: str) -> str | None:
+    """The filer of the SeaweedFS running here at `s3_endpoint`; None for other stores."""
+    return _FILERS.get(s3_endpoint.rstrip("/"))
+
 
 @dataclass(frozen=True)
 class S3Credentials:
@@ -117,8 +128,10 @@ def run_seaweedfs(
             what=f"SeaweedFS S3 on port {ports.s3}",
             timeout=timeout,
         ) as server:
+            _FILERS[endpoint] = f"{LOOPBACK}:{ports.s3_filer}"
             yield server
     finally:
+        _FILERS.pop(endpoint, None)
         remove_weed_sockets(ports)
 
 

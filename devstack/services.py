@@ -5,6 +5,10 @@ only through `KINO_*` environment variables, exactly as in a container. Services
 start one at a time (auth, catalog, transcoder, then the gateway, which calls the
 others) and each must answer 200 on `/ready` before the next one starts, so a
 failure points at one service and its log.
+
+When their S3 store is a SeaweedFS the devstack runs, the bridge that announces its
+uploads to catalog (`devstack.seaweedfs_events`, process `s3-events`) starts last,
+with catalog's environment, and is watched and stopped like the services.
 """
 
 from __future__ import annotations
@@ -18,9 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devstack.errors import ServiceFailed
-from devstack.ports import LOOPBACK, SERVICE_NAMES, ServicePorts, check_ports_free
+from devstack.ports import LOOPBACK, SERVICE_NAMES, ServicePorts, check_ports_free, free_port
 from devstack.probes import http_ok, wait_until
 from devstack.processes import DEFAULT_STOP_GRACE, ManagedProcess, spawn, stop_all
+from devstack.s3_server import embedded_filer
+from devstack.seaweedfs_events import FILER_ENV
+from devstack.seaweedfs_events import PROCESS_NAME as S3_EVENTS
 
 logger = logging.getLogger(__name__)
 
@@ -82,12 +89,36 @@ class ServiceLaunch:
         )
 
 
+def s3_events_launch(catalog: ServiceLaunch, run_dir: Path) -> ServiceLaunch | None:
+    """The SeaweedFS upload bridge for `catalog`'s store, or None when that store is not
+    a SeaweedFS running here (then it has notifications of its own, or none).
+
+    The bridge gets catalog's environment, so that it publishes for catalog's bucket to
+    catalog's exchange on catalog's broker, and a free port of its own for `/ready`.
+    """
+    filer = embedded_filer(catalog.env.get("KINO_S3_ENDPOINT", ""))
+    if filer is None:
+        return None
+    port = free_port()
+    return ServiceLaunch(
+        S3_EVENTS,
+        (sys.executable, "-m", "devstack.seaweedfs_events"),
+        {**catalog.env, "KINO_HTTP_PORT": str(port), FILER_ENV: filer},
+        run_dir / "logs" / f"{S3_EVENTS}.log",
+        f"http://{LOOPBACK}:{port}",
+        f"http://{LOOPBACK}:{port}",
+        catalog.echo,
+    )
+
+
 @dataclass(frozen=True)
 class RunningServices:
     """The started services: their base URLs, processes and how they were started.
 
     `processes` is the live table: a supervisor that restarts a service replaces its
     entry, and stopping the services stops whatever process each entry holds then.
+    `processes` and `launches` also hold the `s3-events` bridge when it runs; `urls`
+    holds the four services only.
     """
 
     urls: dict[str, str]
@@ -147,8 +178,15 @@ def start_services(
             logger.info("starting the %s service on %s", name, launch.url)
             started[name] = launch.spawn()
             _wait_ready(started[name], launch.ready_url, ready_timeout)
+        # Last: catalog has bound its queue to the exchange the bridge publishes to.
+        if (bridge := s3_events_launch(launches["catalog"], run_dir)) is not None:
+            launches[S3_EVENTS] = bridge
+            logger.info("starting the SeaweedFS upload notifications (%s)", S3_EVENTS)
+            started[S3_EVENTS] = bridge.spawn()
+            _wait_ready(started[S3_EVENTS], bridge.ready_url, ready_timeout)
         # `started` itself, not a copy: a restarted service's process is the one to stop.
-        yield RunningServices({name: _url(ports, name) for name in started}, started, launches)
+        urls = {name: _url(ports, name) for name in SERVICE_NAMES}
+        yield RunningServices(urls, started, launches)
     finally:
         if started:
             logger.info("stopping the services")
