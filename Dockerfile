@@ -17,6 +17,11 @@
 # Pin the base by digest for reproducible builds: --build-arg PYTHON_IMAGE=python:3.11-slim@sha256:…
 ARG PYTHON_IMAGE=python:3.11-slim
 
+# Front-end packages the gateway serves at /static/ (pinned by web/package-lock.json).
+FROM node:20-slim AS assets
+COPY web/package.json web/package-lock.json /web/
+RUN npm ci --prefix /web --no-audit --no-fund --ignore-scripts
+
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore
 COPY requirements-prod.hashes.lock /tmp/
@@ -27,6 +32,7 @@ RUN python -m venv --without-pip /opt/kino \
  && python -m pip --python /opt/kino/bin/python check
 COPY shared /app/shared
 COPY services /app/services
+COPY --from=assets /web/node_modules/hls.js/dist/hls.min.js /app/services/gateway/static/vendor/
 COPY ops /app/ops
 # Bytecode checked against the sources' hashes, so it stays valid whatever the copies
 # do to modification times.

@@ -16,7 +16,15 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
-setup: $(STAMP)
+# Front-end packages (web/package-lock.json, pinned) from the npm registry, copied into
+# the gateway's static assets: the gateway serves them at /static/, no CDN at run time.
+VENDOR := services/gateway/static/vendor
+$(VENDOR)/hls.min.js: web/package.json web/package-lock.json
+	npm ci --prefix web --no-audit --no-fund --ignore-scripts --loglevel=error
+	mkdir -p $(VENDOR)
+	cp web/node_modules/hls.js/dist/hls.min.js $@
+
+setup: $(STAMP) $(VENDOR)/hls.min.js
 
 # Debian's chromium for the browser playback tests (tests/browser/): apt-get installs it
 # when /usr/bin/chromium is missing (Debian, root); otherwise nothing happens.

@@ -17,6 +17,10 @@ The trimming benchmarks use their own source, a 60 s 720p clip with a keyframe e
 (made once, on first use): a frame-accurate cut seeks to the keyframe before its start,
 so its cost follows the span, not where the span is in the file.
 
+The ladder benchmark has a source of its own too, a 60 s 720p VP9/Opus WebM (made once,
+on first use, with libvpx-vp9's realtime settings): a source that must be re-encoded
+for every rung, so one decode serving them all is what it measures.
+
 The `ffmpeg` tool is Debian's package (its own FFmpeg and libx264 builds, possibly
 older than PyAV's bundled ones); the x264 build of each output is printed so a gap can
 be told apart from a version difference.
@@ -25,6 +29,7 @@ be told apart from a version difference.
 from __future__ import annotations
 
 import argparse
+import heapq
 import math
 import os
 import re
@@ -39,9 +44,19 @@ from pathlib import Path
 import av
 import numpy
 from av.audio.frame import AudioFrame
+from av.audio.stream import AudioStream
 from av.video.frame import PictureType, VideoFrame
+from av.video.stream import VideoStream
 
 from services.transcoder.media.cut import cut
+from services.transcoder.media.ladder import (
+    DEFAULT_HEIGHTS,
+    KEYFRAME_SECONDS,
+    MOVFLAGS,
+    Rung,
+    encode_renditions,
+    plan_ladder,
+)
 from services.transcoder.media.lanes import PlaybackProfile
 from services.transcoder.media.playback import make_playback, transcode
 from services.transcoder.media.probe import MediaInfo, MediaLimits, probe
@@ -53,6 +68,9 @@ CLIP_FPS = 30
 TRIM_CLIP_SIZE = (1280, 720)
 TRIM_CLIP_SECONDS = 60.0
 TRIM_CLIP_KEYINT = 2 * CLIP_FPS
+#: The ladder benchmark's source: 60 s of 720p VP9 and Opus in WebM.
+LADDER_CLIP_SIZE = (1280, 720)
+LADDER_CLIP_SECONDS = 60.0
 FFMPEG_MISSING = "install it with `apt-get install -y ffmpeg` (Debian/Ubuntu)"
 
 
@@ -324,6 +342,49 @@ def short_cut_vs_ffmpeg(ctx: BenchContext) -> Ratio:
     return Ratio(name, fast / slow, target, detail)
 
 
+def ladder_vs_ffmpeg(ctx: BenchContext) -> Ratio:
+    """Kino's ladder (`encode_renditions`: one decode of the source feeding the 720p, 480p,
+    360p and 240p encoders, one AAC encode muxed into all four) ÷ the `ffmpeg` command
+    line run once per rung, one after another (each decoding the source again), with the
+    same x264 preset, CRF, maxrate/bufsize, keyframes every 2 s, AAC and MP4 flags."""
+    name, target = "ladder, one decode / separate ffmpeg transcodes", "<= 0.8"
+    if ctx.ffmpeg is None:
+        return Ratio(name, None, target, f"ffmpeg not on PATH: {FFMPEG_MISSING}")
+    source, info = _ladder_source(ctx)
+    rungs = plan_ladder(info, DEFAULT_HEIGHTS, ctx.profile.max_height)
+    outputs = [(rung, ctx.workdir / f"ladder-{rung.name}.mp4") for rung in rungs]
+    cli_outputs = [(rung, ctx.workdir / f"ffmpeg-ladder-{rung.name}.mp4") for rung in rungs]
+    threads = str(ctx.profile.threads)
+
+    def kino() -> None:
+        encode_renditions(source, outputs, info, ctx.profile)
+
+    def cli() -> None:
+        for rung, output in cli_outputs:
+            ctx.run_ffmpeg(
+                "-threads", threads, "-i", str(source),
+                "-map", "0:v:0", "-map", "0:a:0?",
+                "-vf", f"scale={rung.width}:{rung.height},setsar=1",
+                "-c:v", "libx264", "-preset", ctx.profile.preset, "-crf", str(ctx.profile.crf),
+                "-maxrate", str(rung.video_bitrate), "-bufsize", str(2 * rung.video_bitrate),
+                "-force_key_frames", f"expr:gte(t,n_forced*{KEYFRAME_SECONDS:g})",
+                "-forced-idr", "1", "-x264-params", "scenecut=0:keyint=infinite",
+                "-pix_fmt", "yuv420p", "-threads", threads,
+                "-c:a", "aac", "-b:a", str(ctx.profile.audio_bitrate),
+                "-movflags", MOVFLAGS, str(output),
+            )  # fmt: skip
+
+    fast, slow = ctx.side_by_side(("kino ladder", kino), ("ffmpeg ladder", cli))
+    detail = (
+        f"best of {ctx.rounds}: Kino {fast:.1f} s, ffmpeg {slow:.1f} s for {len(rungs)} rungs "
+        f"of {LADDER_CLIP_SECONDS:g} s of {LADDER_CLIP_SIZE[1]}p VP9 (preset "
+        f"{ctx.profile.preset}); output {_total_kib(outputs)} KiB vs "
+        f"{_total_kib(cli_outputs)} KiB; x264 PyAV: {_x264_build(outputs[0][1])}, "
+        f"ffmpeg: {_x264_build(cli_outputs[0][1])}"
+    )
+    return Ratio(name, fast / slow, target, detail)
+
+
 def _psnr(reference: VideoFrame, made: VideoFrame) -> float:
     a = reference.to_ndarray(format="gray").astype(numpy.float64)
     b = made.to_ndarray(format="gray").astype(numpy.float64)
@@ -340,6 +401,7 @@ BENCHMARKS: list[tuple[str, Benchmark]] = [
     ("smart-cut", smart_cut_vs_full_cut),
     ("smart-edges", smart_cut_edge_quality),
     ("cut-vs-ffmpeg", short_cut_vs_ffmpeg),
+    ("ladder", ladder_vs_ffmpeg),
 ]
 
 _BENCH_LIMITS = MediaLimits(max_duration_seconds=4 * 3600, max_width=7680, max_height=4320)
@@ -350,41 +412,54 @@ def make_bench_clip(
     seconds: float,
     size: tuple[int, int] = CLIP_SIZE,
     keyint: int | None = None,
+    codecs: tuple[str, str] = ("libx264", "aac"),
 ) -> int:
-    """An H.264/AAC MP4 (1080p unless `size` says) of FFmpeg's `testsrc2` and a sine
-    (libx264 ultrafast, so it is quick to make), with a keyframe every `keyint` frames
-    if given. Returns its frame count."""
+    """A clip (1080p unless `size` says) of FFmpeg's `testsrc2` and a sine, H.264/AAC
+    unless `codecs` says otherwise, in the container `path`'s suffix names: libx264 at
+    `ultrafast` (a keyframe every `keyint` frames if given) or libvpx-vp9 at its realtime
+    speed, so it is quick to make. Returns its frame count."""
     frames = round(seconds * CLIP_FPS)
-    options = {"preset": "ultrafast"}
+    video_codec, audio_codec = codecs
+    options = (
+        {"deadline": "realtime", "cpu-used": "8"}
+        if video_codec == "libvpx-vp9"
+        else {"preset": "ultrafast"}
+    )
     if keyint is not None:
         options["x264-params"] = f"keyint={keyint}:min-keyint={keyint}:scenecut=0"
     with av.open(str(path), "w") as output:
-        video = output.add_stream("libx264", rate=CLIP_FPS, options=options)
+        video = output.add_stream(video_codec, rate=CLIP_FPS, options=options)
+        assert isinstance(video, VideoStream)
         video.width, video.height = size
         video.pix_fmt = "yuv420p"
         video.codec_context.thread_type = "FRAME"
-        sound = output.add_stream("aac", rate=48_000)
-        for picture in _lavfi_frames(
-            f"testsrc2=size={size[0]}x{size[1]}:rate={CLIP_FPS}:duration={seconds}"
+        sound = output.add_stream(audio_codec, rate=48_000)
+        assert isinstance(sound, AudioStream)
+        # Pictures and sound in time order, interleaved as a recording is.
+        for frame in heapq.merge(
+            _lavfi_frames(f"testsrc2=size={size[0]}x{size[1]}:rate={CLIP_FPS}:duration={seconds}"),
+            _lavfi_frames(f"sine=frequency=440:sample_rate=48000:duration={seconds}"),
+            key=lambda frame: frame.time or 0.0,
         ):
-            assert isinstance(picture, VideoFrame)
-            # Source filters mark every frame as I and libx264 obeys: let it choose.
-            picture.pict_type = PictureType.NONE
-            output.mux(video.encode(picture))
+            if isinstance(frame, VideoFrame):
+                # Source filters mark every frame as I and libx264 obeys: let it choose.
+                frame.pict_type = PictureType.NONE
+                output.mux(video.encode(frame))
+            else:
+                output.mux(sound.encode(frame))
         output.mux(video.encode(None))
-        for chunk in _lavfi_frames(f"sine=frequency=440:sample_rate=48000:duration={seconds}"):
-            assert isinstance(chunk, AudioFrame)
-            output.mux(sound.encode(chunk))
         output.mux(sound.encode(None))
     return frames
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(
+    argv: list[str] | None = None, benchmarks: list[tuple[str, Benchmark]] = BENCHMARKS
+) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="clip length (30)")
     parser.add_argument("--rounds", type=int, default=2, help="runs of each side (2)")
     parser.add_argument(
-        "--only", action="append", choices=[name for name, _ in BENCHMARKS], help="repeatable"
+        "--only", action="append", choices=[name for name, _ in benchmarks], help="repeatable"
     )
     args = parser.parse_args(argv)
 
@@ -410,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"load average before the runs: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
         print(f"profile: {ctx.profile}; ffmpeg: {_ffmpeg_version(ffmpeg)}; PyAV {av.__version__}")
-        for name, benchmark in BENCHMARKS:
+        for name, benchmark in benchmarks:
             if args.only and name not in args.only:
                 continue
             ratio = benchmark(ctx)
@@ -430,6 +505,24 @@ def _trim_source(ctx: BenchContext) -> tuple[Path, MediaInfo]:
         print(f"  done in {time.perf_counter() - started:.1f} s")
         ctx.sources["trim"] = (path, probe(path, _BENCH_LIMITS))
     return ctx.sources["trim"]
+
+
+def _ladder_source(ctx: BenchContext) -> tuple[Path, MediaInfo]:
+    """The ladder benchmark's 60 s 720p VP9/Opus WebM, made on first use."""
+    if "ladder" not in ctx.sources:
+        path = ctx.workdir / "ladder-source.webm"
+        print(f"  generating a {LADDER_CLIP_SIZE[1]}p {LADDER_CLIP_SECONDS:g} s VP9 clip...")
+        started = time.perf_counter()
+        make_bench_clip(
+            path, LADDER_CLIP_SECONDS, LADDER_CLIP_SIZE, codecs=("libvpx-vp9", "libopus")
+        )
+        print(f"  done in {time.perf_counter() - started:.1f} s")
+        ctx.sources["ladder"] = (path, probe(path, _BENCH_LIMITS))
+    return ctx.sources["ladder"]
+
+
+def _total_kib(outputs: list[tuple[Rung, Path]]) -> int:
+    return sum(path.stat().st_size for _, path in outputs) // 1024
 
 
 def _copy_head(src: Path, dst: Path, seconds: float) -> None:

@@ -90,7 +90,33 @@ class VideoUploaded(Event):
     attempt: int = Field(default=1, ge=1)
 
 
+class Rendition(BaseModel):
+    """One rung of a video's ladder: a fragmented MP4 (CMAF) and its HLS media
+    playlist, which addresses the file's fragments by byte range."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    height: int = Field(gt=0)
+    width: int = Field(gt=0)
+    #: The rendition file (also a progressive MP4: init segment first).
+    key: str
+    #: Its media playlist, with the file named relatively (catalog serves it with the
+    #: file's presigned URL in its place).
+    playlist_key: str
+    size_in_bytes: int = Field(ge=0)
+    #: RFC 6381 codecs, as HLS `CODECS` wants them.
+    codecs: str
+    #: Peak and average bits per second (HLS `BANDWIDTH`, `AVERAGE-BANDWIDTH`).
+    bandwidth: int = Field(gt=0)
+    average_bandwidth: int = Field(gt=0)
+    #: The source's packets copied (True) or encoded (False).
+    remuxed: bool = False
+
+
 class VideoProcessed(Event):
+    """The video is playable: its first rendition (or, from older producers, its one
+    playback file) is stored. Further rungs follow in `VideoRenditionsAdded`."""
+
     event_type = "video.processed"
 
     video_id: str
@@ -102,6 +128,27 @@ class VideoProcessed(Event):
     attempt: int = Field(default=1, ge=1)
     #: Source packets left out of the playback file because they did not decode (the
     #: pictures after one are concealed by the decoder); 0 for a clean source.
+    dropped_packets: int = Field(default=0, ge=0)
+    #: The renditions stored so far (`playback_key` is the highest one's file).
+    renditions: list[Rendition] = Field(default_factory=list)
+    #: Heights of the rungs still being made.
+    ladder_pending: list[int] = Field(default_factory=list)
+
+
+class VideoRenditionsAdded(Event):
+    """More rungs of a playable video's ladder are stored; `ladder_pending` is what is
+    still to come (empty: the ladder is complete)."""
+
+    event_type = "video.renditions_added"
+
+    video_id: str
+    renditions: list[Rendition]
+    ladder_pending: list[int] = Field(default_factory=list)
+    #: Why the rest of the ladder could not be made (the video stays playable).
+    failure_reason: str | None = None
+    attempt: int = Field(default=1, ge=1)
+    #: Source packets left out because they did not decode (a copied rung that held
+    #: them is among `renditions`, encoded, to replace the copy).
     dropped_packets: int = Field(default=0, ge=0)
 
 
@@ -122,6 +169,8 @@ class VideoDeleted(Event):
 
     video_id: str
     object_keys: list[str]
+    #: Every object under these prefixes goes too (a video's renditions and playlists).
+    object_prefixes: list[str] = Field(default_factory=list)
 
 
 #: The trim request's id. Version 1 of the trim events called it `request_id`, a name
@@ -210,6 +259,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         UserRegistered,
         VideoUploaded,
         VideoProcessed,
+        VideoRenditionsAdded,
         VideoFailed,
         VideoDeleted,
         TrimRequested,

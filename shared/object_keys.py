@@ -3,7 +3,9 @@ function that builds each key. Catalog and the transcoder both name objects; nei
 works a key out on its own.
 
 - `incoming/<video_id>`: a hosting upload, as the client POSTed it (removed once processed)
-- `playback/<video_id>.mp4`: the web-playable file of a hosted video
+- `playback/<video_id>/<height>p.mp4` and `.m3u8`: a rung of a hosted video's ladder (a
+  fragmented MP4, also its progressive download) and its HLS media playlist
+- `playback/<video_id>.mp4`: the one web-playable file of a video hosted before ladders
 - `thumbnails/<video_id>.jpg`: its thumbnail
 - `sources/<video_id>`: the source of a trimming request (kept: a restart cuts it again)
 - `sources/<video_id>.probe.json`: what probing that source found (a restart reuses it)
@@ -31,6 +33,24 @@ def uploaded_video_id(key: str) -> str | None:
 
 def playback_key(video_id: str) -> str:
     return f"{PLAYBACK_PREFIX}{video_id}.mp4"
+
+
+def renditions_prefix(video_id: str) -> str:
+    """Everything of a video's ladder is under it (deleting the video removes it all)."""
+    return f"{PLAYBACK_PREFIX}{video_id}/"
+
+
+def rendition_file_name(height: int) -> str:
+    """The rendition file's name, as its media playlist names it (relatively)."""
+    return f"{height}p.mp4"
+
+
+def rendition_key(video_id: str, height: int) -> str:
+    return f"{renditions_prefix(video_id)}{rendition_file_name(height)}"
+
+
+def rendition_playlist_key(video_id: str, height: int) -> str:
+    return f"{renditions_prefix(video_id)}{height}p.m3u8"
 
 
 def thumbnail_key(video_id: str) -> str:

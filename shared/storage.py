@@ -147,6 +147,24 @@ class Storage:
                 raise ObjectMissing(key) from exc
             raise
 
+    async def read(self, key: str) -> bytes:
+        """A small object's bytes (a playlist), read whole into memory."""
+
+        def run() -> bytes:
+            response = self._client.get_object(self.bucket, key)
+            try:
+                return bytes(response.read())
+            finally:
+                response.close()
+                response.release_conn()
+
+        try:
+            return await asyncio.to_thread(run)
+        except S3Error as exc:
+            if exc.code in {"NoSuchKey", "NoSuchObject"}:
+                raise ObjectMissing(key) from exc
+            raise
+
     async def exists(self, key: str) -> bool:
         try:
             await asyncio.to_thread(self._client.stat_object, self.bucket, key)
@@ -216,6 +234,10 @@ class Storage:
                 raise RuntimeError(f"could not remove {[e.name for e in failed]}")
 
         await asyncio.to_thread(run)
+
+    async def remove_prefix(self, prefix: str) -> None:
+        """Remove every object whose key starts with `prefix` (idempotent)."""
+        await self.remove([stored.key for stored in await self.list(prefix)])
 
 
 @contextlib.asynccontextmanager

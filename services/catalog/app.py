@@ -11,6 +11,7 @@ from aiohttp import web
 from services.catalog.errors import (
     InvalidCursor,
     InvalidUploadRequest,
+    PlaylistLinkRefused,
     RequestNotFailed,
     StillProcessing,
     TrimRequestNotFound,
@@ -52,6 +53,7 @@ ERRORS: dict[type[Exception], ErrorMapping] = {
     UploadGone: ErrorMapping(409),
     InvalidUploadRequest: ErrorMapping(400),
     InvalidCursor: ErrorMapping(400),
+    PlaylistLinkRefused: ErrorMapping(403),
     # trimming (JSON:API)
     TrimRequestNotFound: ErrorMapping(404, bare_html=True),
     RequestNotFailed: ErrorMapping(422, pointer="/data/attributes/status"),

@@ -55,3 +55,8 @@ class RequestNotFailed(Exception):
 class UploadTooLarge(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(f"The file exceeds the limit of {limit} bytes")
+
+
+class PlaylistLinkRefused(Exception):
+    """A playlist link that is not signed, signed wrongly or expired (the message says
+    which)."""

@@ -53,6 +53,9 @@ class CatalogSettings(KinoSettings, MongoSettings, BrokerSettings, StorageSettin
     failed_source_retention_seconds: int = Field(default=7 * 24 * 3600, ge=0)
     #: Lifetime of presigned watch and thumbnail URLs.
     presigned_url_ttl_seconds: int = Field(default=3600, ge=60)
+    #: Where clients reach the gateway (`https://videos.example.org`): HLS playlist links
+    #: (`hls_url`) start with it. Empty: `http://` and the Host the client asked for.
+    public_url: str = ""
     #: Videos per page of `/video/explore/` and `/video/user/{id}`.
     page_size: int = Field(default=20, ge=1, le=100)
     #: MinIO's bucket-notification exchange (compose/Kubernetes configure MinIO to use it).

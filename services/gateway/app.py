@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -56,8 +57,14 @@ def create_app(settings: GatewaySettings) -> web.Application:
 
     app.cleanup_ctx.append(http_session)
     app.cleanup_ctx.append(_admin_port(settings))
+    # Front-end packages `make setup` installs (hls.js), before the proxy's catch-all.
+    app.router.add_static("/static/", STATIC_DIR)
     app.add_routes(routes)
     return app
+
+
+#: The gateway's static assets (`/static/`); `vendor/` is filled by `make setup`.
+STATIC_DIR = Path(__file__).parent / "static"
 
 
 def _admin_port(settings: GatewaySettings) -> CleanupContext:

@@ -27,6 +27,7 @@ from services.catalog.hosting.schemas import (
     ExploreQuery,
     FileUploadSignedInstructions,
     PageQuery,
+    PlaylistLinkQuery,
     UnprocessedVideo,
     UploadQuery,
     UserVideosList,
@@ -44,6 +45,7 @@ from services.catalog.trimming.schemas import (
 )
 from services.gateway.routing import Access, match
 from services.gateway.schemas import HealthCheck
+from shared.hls import CONTENT_TYPE as HLS_CONTENT_TYPE
 from shared.http import (
     JSONAPI_CONTENT_TYPE,
     HTTPErrorBody,
@@ -216,6 +218,15 @@ OPERATIONS: tuple[Operation, ...] = (
         {200: Reply("Successful Response", WatchVideoRecord), 403: "Forbidden",
          404: "Not Found", 422: "Validation Error"},
         query=WatchQuery,
+    ),
+    Operation(
+        "hls_playlist", "GET", "/video/hls/{hash_id}/{playlist}", "Get HLS Playlist", "hosting",
+        {200: Reply("The playlist: `master.m3u8`, or a rung's `<height>p.m3u8`", str,
+                    media_type=HLS_CONTENT_TYPE),
+         403: "The link is not signed, signed wrongly or expired", 404: "Not Found"},
+        query=PlaylistLinkQuery,
+        description="Beyond seed 000 (README: Adaptive streaming): the links `hls_url` "
+        "leads to; they carry their own signature, no token.",
     ),
     # catalog: trimming (seed 004)
     Operation(

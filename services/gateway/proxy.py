@@ -70,6 +70,10 @@ class Forwarding:
     identity_assertion: str
     request_id: str
     client_address: str
+    #: The Host and scheme the client asked for (`X-Forwarded-Host`/`-Proto`): the
+    #: services build links back to the gateway from them.
+    host: str
+    scheme: str
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,8 @@ def upstream_request_headers(
     headers[IDENTITY_HEADER] = forwarding.identity_assertion
     headers[REQUEST_ID_HEADER] = forwarding.request_id
     headers["X-Forwarded-For"] = forwarding.client_address
+    headers["X-Forwarded-Host"] = forwarding.host
+    headers["X-Forwarded-Proto"] = forwarding.scheme
     return headers
 
 

@@ -101,7 +101,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         request,
         request.app[HTTP_SESSION],
         _upstream_url(settings, route, request),
-        Forwarding(assertion, request[REQUEST_ID], address),
+        Forwarding(assertion, request[REQUEST_ID], address, request.host, request.scheme),
         _limits(settings, route),
         style,
     )

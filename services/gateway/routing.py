@@ -41,6 +41,8 @@ ROUTES: tuple[Route, ...] = (
     _route(r"^/api/v1/users/", Upstream.CATALOG, Access.REQUIRED),
     _route(r"^/video/(explore|watch)/?$", Upstream.CATALOG, Access.OPTIONAL),
     _route(r"^/video/user/[^/]+/?$", Upstream.CATALOG, Access.OPTIONAL),
+    # Playlist links carry their own signature (players send no token).
+    _route(r"^/video/hls/[^/]+/[^/]+$", Upstream.CATALOG, Access.PUBLIC),
     _route(r"^/video/", Upstream.CATALOG, Access.REQUIRED),
 )
 

@@ -34,6 +34,7 @@ def media_settings(settings: TranscoderSettings) -> MediaSettings:
             crf=settings.playback_crf,
             preset=settings.playback_preset,
         ),
+        ladder_heights=settings.ladder_heights,
         thumbnail_max_width=settings.thumbnail_max_width,
         work_dir=settings.work_dir,
     )

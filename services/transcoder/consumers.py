@@ -44,16 +44,23 @@ def job_subscription(
     async def video_uploaded(event: VideoUploaded, envelope: Envelope) -> None:
         publish = partial(broker.publish, correlation_id=envelope.correlation_id)
         progress = JobProgress(publish, "video", event.video_id, attempt=event.attempt)
+        # The rungs made after the video is listed report on their own, from zero.
+        ladder = JobProgress(publish, "video", event.video_id, attempt=event.attempt)
         with metrics.track("video") as outcome:
             await progress.started()
-            result = await jobs.process_upload(event, progress.report)
-            await progress.settled()
-            await publish(result)
-            if isinstance(result, VideoProcessed):
+            playable = False
+            async for result in jobs.process_upload(event, progress.report, ladder.report):
+                await progress.settled()
+                await ladder.settled()
+                await publish(result)
+                if isinstance(result, VideoFailed):
+                    outcome.failed(result.failure_code)
+                elif isinstance(result, VideoProcessed):
+                    playable = True
+                    await ladder.started()
+            if playable:
                 await jobs.discard_upload(event)
                 outcome.done()
-            else:
-                outcome.failed(result.failure_code)
 
     @subscription.on(TrimRequested)
     async def trim_requested(event: TrimRequested, envelope: Envelope) -> None:

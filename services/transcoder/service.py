@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -19,24 +19,40 @@ from typing import TypeVar
 
 import structlog
 
+from services.transcoder.media import ladder
 from services.transcoder.media.cut import CutResult
 from services.transcoder.media.lanes import PlaybackProfile
-from services.transcoder.media.pipeline import PreparedMedia, cut_clip, prepare_media
+from services.transcoder.media.pipeline import (
+    PlayableMedia,
+    complete_ladder,
+    cut_clip,
+    prepare_media,
+)
 from services.transcoder.media.probe import MediaInfo, MediaLimits, MediaRejected, probe
 from services.transcoder.media.progress import Progress
 from services.transcoder.work_dirs import job_directory
+from shared import hls
 from shared.events import (
     Envelope,
     FailureCode,
+    Rendition,
     TrimCompleted,
     TrimFailed,
     TrimRequested,
     VideoDeleted,
     VideoFailed,
     VideoProcessed,
+    VideoRenditionsAdded,
     VideoUploaded,
 )
-from shared.object_keys import clip_key, playback_key, source_probe_key, thumbnail_key
+from shared.object_keys import (
+    clip_key,
+    rendition_file_name,
+    rendition_key,
+    rendition_playlist_key,
+    source_probe_key,
+    thumbnail_key,
+)
 from shared.storage import ObjectMissing, Storage, is_storage_failure
 
 log = structlog.get_logger(__name__)
@@ -51,6 +67,8 @@ THUMBNAIL_CONTENT_TYPE = "image/jpeg"
 class MediaSettings:
     limits: MediaLimits
     profile: PlaybackProfile
+    #: The ladder's rung heights (`ladder.plan_ladder`).
+    ladder_heights: Sequence[int]
     thumbnail_max_width: int
     work_dir: Path | None
 
@@ -62,12 +80,19 @@ class MediaJobs:
         self._settings = settings
 
     async def process_upload(
-        self, event: VideoUploaded, progress: Progress | None = None
-    ) -> VideoProcessed | VideoFailed:
-        """Probe, thumbnail and make the playback file of one upload.
+        self,
+        event: VideoUploaded,
+        progress: Progress | None = None,
+        ladder_progress: Progress | None = None,
+    ) -> AsyncIterator[VideoProcessed | VideoRenditionsAdded | VideoFailed]:
+        """Host one upload, yielding each result as soon as it is stored: the video
+        playable (`VideoProcessed`, its first rendition and thumbnail), then the rest of
+        its ladder (`VideoRenditionsAdded`).
 
         Media the pipeline refuses ends in `VideoFailed` with a readable reason and its
-        code; storage or broker trouble raises, so the message is retried.
+        code; once the video is playable, a refusal of the rest is reported on the
+        ladder (the video stays playable). Storage or broker trouble raises, so the
+        message is retried: the objects have fixed keys, a retry overwrites them.
         """
         with job_directory(self._settings.work_dir) as tmp:
             workdir = Path(tmp)
@@ -75,55 +100,116 @@ class MediaJobs:
             try:
                 await self._storage.download(event.object_key, source)
             except ObjectMissing:
-                return VideoFailed(
+                yield VideoFailed(
                     video_id=event.video_id,
                     failure_reason="uploaded file is missing",
                     failure_code=FailureCode.SOURCE_MISSING,
                     attempt=event.attempt,
                 )
+                return
+            settings = self._settings
             try:
-                prepared: PreparedMedia = await self._in_executor(
+                playable: PlayableMedia = await self._in_executor(
                     partial(
                         prepare_media,
                         source,
                         workdir,
-                        self._settings.limits,
-                        self._settings.profile,
-                        self._settings.thumbnail_max_width,
+                        settings.limits,
+                        settings.profile,
+                        settings.ladder_heights,
+                        settings.thumbnail_max_width,
                         progress,
                     )
                 )
             except MediaRejected as exc:
                 log.info("upload rejected", video_id=event.video_id, reason=str(exc))
-                return VideoFailed(
+                yield VideoFailed(
                     video_id=event.video_id,
                     failure_reason=str(exc),
                     failure_code=exc.code,
                     attempt=event.attempt,
                 )
-            await self._storage.upload(
-                prepared.playback, playback_key(event.video_id), PLAYBACK_CONTENT_TYPE
-            )
-            await self._storage.upload(
-                prepared.thumbnail, thumbnail_key(event.video_id), THUMBNAIL_CONTENT_TYPE
-            )
+                return
+            first = await self._store_rendition(event.video_id, playable.first, workdir)
+            thumbnail = thumbnail_key(event.video_id)
+            await self._storage.upload(playable.thumbnail, thumbnail, THUMBNAIL_CONTENT_TYPE)
             log.info(
-                "upload processed",
+                "upload playable",
                 video_id=event.video_id,
-                remuxed=prepared.remuxed,
-                duration=prepared.info.duration_seconds,
-                dropped_packets=prepared.dropped_packets,
+                rung=first.height,
+                remuxed=first.remuxed,
+                duration=playable.info.duration_seconds,
             )
-            return VideoProcessed(
+            yield VideoProcessed(
                 video_id=event.video_id,
-                duration_seconds=prepared.info.duration_seconds,
-                size_in_bytes=prepared.playback.stat().st_size,
+                duration_seconds=playable.info.duration_seconds,
+                size_in_bytes=first.size_in_bytes,
                 video_type=PLAYBACK_CONTENT_TYPE,
-                playback_key=playback_key(event.video_id),
-                thumbnail_key=thumbnail_key(event.video_id),
+                playback_key=first.key,
+                thumbnail_key=thumbnail,
                 attempt=event.attempt,
-                dropped_packets=prepared.dropped_packets,
+                dropped_packets=playable.first.dropped_packets,
+                renditions=[first],
+                ladder_pending=[rung.height for rung in playable.rest],
             )
+            if not playable.rest:
+                return
+            try:
+                made = await self._in_executor(
+                    partial(
+                        complete_ladder,
+                        source,
+                        workdir,
+                        playable,
+                        settings.profile,
+                        ladder_progress,
+                    )
+                )
+            except MediaRejected as exc:
+                log.info("ladder refused", video_id=event.video_id, reason=str(exc))
+                yield VideoRenditionsAdded(
+                    video_id=event.video_id,
+                    renditions=[],
+                    failure_reason=str(exc),
+                    attempt=event.attempt,
+                )
+                return
+            stored = [await self._store_rendition(event.video_id, r, workdir) for r in made]
+            log.info("ladder complete", video_id=event.video_id, rungs=[r.height for r in stored])
+            yield VideoRenditionsAdded(
+                video_id=event.video_id,
+                renditions=stored,
+                attempt=event.attempt,
+                dropped_packets=max((r.dropped_packets for r in made), default=0),
+            )
+
+    async def _store_rendition(
+        self, video_id: str, rendition: ladder.Rendition, workdir: Path
+    ) -> Rendition:
+        """Store a rendition file and its media playlist (naming the file relatively)."""
+        height = rendition.height
+        playlist = workdir / f"{height}p.m3u8"
+        segments = [hls.Segment(f.offset, f.size, f.duration) for f in rendition.fragments]
+        playlist.write_text(
+            hls.media_playlist(rendition_file_name(height), rendition.init_size, segments)
+        )
+        key, playlist_key = (
+            rendition_key(video_id, height),
+            rendition_playlist_key(video_id, height),
+        )
+        await self._storage.upload(rendition.path, key, PLAYBACK_CONTENT_TYPE)
+        await self._storage.upload(playlist, playlist_key, hls.CONTENT_TYPE)
+        return Rendition(
+            height=height,
+            width=rendition.width,
+            key=key,
+            playlist_key=playlist_key,
+            size_in_bytes=rendition.size_in_bytes,
+            codecs=rendition.codecs,
+            bandwidth=rendition.bandwidth,
+            average_bandwidth=rendition.average_bandwidth,
+            remuxed=rendition.remuxed,
+        )
 
     async def discard_upload(self, event: VideoUploaded) -> None:
         """The upload is processed (its result published): drop the incoming object. A
@@ -133,6 +219,8 @@ class MediaJobs:
     async def delete_video(self, event: VideoDeleted) -> None:
         """Remove what the event names: catalog knows every object a video has."""
         await self._storage.remove(event.object_keys)
+        for prefix in event.object_prefixes:
+            await self._storage.remove_prefix(prefix)
 
     async def trim(
         self, event: TrimRequested, progress: Progress | None = None

@@ -25,6 +25,9 @@ class TranscoderSettings(KinoSettings, BrokerSettings, StorageSettings):
     media_max_height: int = Field(default=4320, ge=16)
     #: Playback files are scaled down to at most this height.
     playback_max_height: int = Field(default=1080, ge=16)
+    #: The adaptive ladder's rung heights (JSON list); a video gets those at or below
+    #: its own height and at most `playback_max_height`, and always its own rung.
+    ladder_heights: tuple[int, ...] = (1080, 720, 480, 360, 240)
     playback_crf: int = Field(default=23, ge=0, le=51)
     playback_preset: str = "veryfast"
     thumbnail_max_width: int = Field(default=640, ge=16)

@@ -504,7 +504,8 @@ def dockerfile_stages() -> list[str]:
 def test_dockerfile_builds_a_slim_non_root_image_with_a_healthcheck() -> None:
     stages = dockerfile_stages()
     assert len(stages) >= 2, "multi-stage"
-    build, final = stages[0], stages[-1]
+    build = next(stage for stage in stages if stage.split("\n")[0].endswith(" AS build"))
+    final = stages[-1]
     assert "--require-hashes" in build
     assert "requirements-prod.hashes.lock" in build
     assert "--only-binary=:all:" in build
@@ -517,6 +518,21 @@ def test_dockerfile_builds_a_slim_non_root_image_with_a_healthcheck() -> None:
     assert "PYTHONUNBUFFERED=1" in final
     assert re.search(r'^HEALTHCHECK .*CMD \["python", "-m", "shared.healthcheck"\]$', final, re.M)
     assert re.search(r'^CMD \["python", "-m", "services.gateway"\]$', final, re.M)
+
+
+def test_front_end_assets_come_pinned_from_the_npm_registry() -> None:
+    [assets] = [
+        stage for stage in dockerfile_stages() if stage.split("\n")[0].endswith(" AS assets")
+    ]
+    assert "npm ci" in assets  # the lockfile's versions and integrity hashes, nothing else
+    assert "web/package-lock.json" in assets
+    lock = json.loads((ROOT / "web" / "package-lock.json").read_text())
+    assert lock["packages"]["node_modules/hls.js"]["integrity"].startswith("sha512-")
+    assert re.search(
+        r"^COPY --from=assets .*hls\.min\.js /app/services/gateway/static/",
+        DOCKERFILE.read_text(),
+        re.M,
+    )
 
 
 def test_image_holds_every_package_the_services_import() -> None:

@@ -367,7 +367,9 @@ async def drain_tap(stack: BrokerStack) -> list[Tapped]:
 
 
 def stored(s3: Minio, bucket: str, prefix: str) -> list[str]:
-    return [str(o.object_name) for o in s3.list_objects(bucket, prefix=prefix)]
+    """The objects under `prefix`, sorted (SeaweedFS lists an emptied folder as one)."""
+    listed = (str(o.object_name) for o in s3.list_objects(bucket, prefix=prefix, recursive=True))
+    return sorted(name for name in listed if not name.endswith("/"))
 
 
 # -- the case ------------------------------------------------------------------
@@ -506,8 +508,12 @@ async def survive(
         assert len(clip_list) == len({c["id"] for c in clip_list}) == len(owned.jobs.trims)
     jobs = load + during
     for video in jobs.videos:
-        playback = await asyncio.to_thread(stored, s3, stack.bucket, f"playback/{video}")
-        assert playback == [f"playback/{video}.mp4"]
+        playback = await asyncio.to_thread(stored, s3, stack.bucket, f"playback/{video}/")
+        # 480x270: two rungs (its own and 240p), each file and playlist made once.
+        assert playback == [
+            f"playback/{video}/{name}"
+            for name in ("240p.m3u8", "240p.mp4", "270p.m3u8", "270p.mp4")
+        ]
     for trim_id in jobs.trims:
         clips = await asyncio.to_thread(stored, s3, stack.bucket, f"clips/{trim_id}")
         assert clips == [f"clips/{trim_id}.mp4"]

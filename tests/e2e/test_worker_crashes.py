@@ -281,7 +281,9 @@ async def dead_letters(stores: StoreEndpoints, stack: CrashStack) -> int:
 
 
 def objects(s3: Minio, bucket: str, prefix: str) -> list[str]:
-    return [str(o.object_name) for o in s3.list_objects(bucket, prefix=prefix)]
+    """The objects under `prefix`, sorted (SeaweedFS lists an emptied folder as one)."""
+    listed = (str(o.object_name) for o in s3.list_objects(bucket, prefix=prefix, recursive=True))
+    return sorted(name for name in listed if not name.endswith("/"))
 
 
 async def test_jobs_a_killed_transcoder_held_end_done_once_after_its_restart(
@@ -334,8 +336,9 @@ async def test_jobs_a_killed_transcoder_held_end_done_once_after_its_restart(
         for t in trims
     }
     for video in videos:
-        stored = await asyncio.to_thread(objects, s3, crash_stack.bucket, f"playback/{video}")
-        assert stored == [f"playback/{video}.mp4"]
+        stored = await asyncio.to_thread(objects, s3, crash_stack.bucket, f"playback/{video}/")
+        # 320x240: one rung, its file and its playlist, each made once.
+        assert stored == [f"playback/{video}/240p.m3u8", f"playback/{video}/240p.mp4"]
     async with http.get(f"{gateway}/api/v1/users/videos", headers=account.auth) as response:
         assert response.status == 200
         clips = (await response.json(content_type=None))["data"]

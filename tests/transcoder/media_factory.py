@@ -392,6 +392,32 @@ def decode_all(path: Path) -> list[VideoFrame]:
         return list(source.decode(video=0))
 
 
+def packet_payloads(path: Path, kind: Literal["video", "audio"]) -> list[bytes]:
+    """The bytes of every packet of a file's first video or audio stream, in file order."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0] if kind == "video" else container.streams.audio[0]
+        return [bytes(packet) for packet in container.demux(stream) if packet.size]
+
+
+def keyframe_seconds(path: Path) -> list[float]:
+    """When a file's video keyframes are shown, in seconds, in order."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        assert stream.time_base is not None
+        return sorted(
+            float(packet.pts * stream.time_base)
+            for packet in container.demux(stream)
+            if packet.is_keyframe and packet.pts is not None
+        )
+
+
+def decoded_audio_seconds(path: Path) -> float:
+    """How long a file's first audio stream lasts, counted in decoded samples."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        return sum(frame.samples for frame in container.decode(stream)) / stream.sample_rate
+
+
 def region_luma(frame: VideoFrame, left: float, top: float, right: float, bottom: float) -> float:
     """Mean luma of a rectangle given as fractions of the picture."""
     gray = frame.reformat(format="gray")

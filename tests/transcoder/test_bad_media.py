@@ -21,6 +21,7 @@ import pytest
 from av.video.frame import VideoFrame
 
 from services.transcoder.media.errors import MAX_DECODE_ERRORS, MediaRejected
+from services.transcoder.media.ladder import DEFAULT_HEIGHTS
 from services.transcoder.media.lanes import PlaybackProfile
 from services.transcoder.media.pipeline import cut_clip, prepare_media
 from services.transcoder.media.probe import MediaLimits, frame_seconds, probe
@@ -221,8 +222,12 @@ def _judge(source: Path, folder: Path) -> Judged:
         claimed, frame = TRIM_SECONDS, frame_seconds(None)  # refused anyway: any span
     asked = min(TRIM_SECONDS, claimed)
     try:
-        prepared = prepare_media(source, folder, LIMITS, PROFILE, thumbnail_max_width=160)
-        hosting = Outcome(output=prepared.playback, dropped_packets=prepared.dropped_packets)
+        prepared = prepare_media(
+            source, folder, LIMITS, PROFILE, DEFAULT_HEIGHTS, thumbnail_max_width=160
+        )
+        hosting = Outcome(
+            output=prepared.first.path, dropped_packets=prepared.first.dropped_packets
+        )
     except MediaRejected as exc:
         hosting = Outcome(reason=exc.reason, code=exc.code)
     clip = folder / "clip.mp4"
@@ -308,11 +313,13 @@ def test_defect_1_a_valid_mpeg4_mp3_avi_is_hosted_though_its_header_counts_a_fra
         packets = sum(1 for packet in container.demux(video) if packet.size)
         assert (video.frames, packets) == (76, 75)
 
-    prepared = prepare_media(source, tmp_path, LIMITS, PROFILE, thumbnail_max_width=160)
+    prepared = prepare_media(
+        source, tmp_path, LIMITS, PROFILE, DEFAULT_HEIGHTS, thumbnail_max_width=160
+    )
     clip = tmp_path / "clip.mp4"
     cut = cut_clip(source, clip, 2.0, 1.0, LIMITS, PROFILE)
 
-    assert decoded_cleanly(prepared.playback) == 75
+    assert decoded_cleanly(prepared.first.path) == 75
     assert prepared.info.duration_seconds == pytest.approx(3.04)
     assert cut.duration_seconds == pytest.approx(1.0, abs=1e-3)
     assert decoded_cleanly(clip) > 0
@@ -328,7 +335,7 @@ def test_defect_2_a_truncated_faststart_mp4_is_refused_alike_whatever_the_span(
     clip = tmp_path / "clip.mp4"
 
     with pytest.raises(MediaRejected) as hosting:
-        prepare_media(source, tmp_path, LIMITS, PROFILE, thumbnail_max_width=160)
+        prepare_media(source, tmp_path, LIMITS, PROFILE, DEFAULT_HEIGHTS, thumbnail_max_width=160)
     with pytest.raises(MediaRejected) as trimming:
         cut_clip(source, clip, start, 1.0, LIMITS, PROFILE)  # never a 0.92 s clip
 
@@ -359,12 +366,14 @@ def test_defect_3_corrupted_packets_are_left_out_and_counted_by_both_paths(
     source = factory.corrupt_packets(whole, tmp_path / "damaged.mp4", [12, 18, 40])
     clip = tmp_path / "clip.mp4"
 
-    prepared = prepare_media(source, tmp_path, LIMITS, PROFILE, thumbnail_max_width=160)
+    prepared = prepare_media(
+        source, tmp_path, LIMITS, PROFILE, DEFAULT_HEIGHTS, thumbnail_max_width=160
+    )
     cut = cut_clip(source, clip, 0.0, 1.0, LIMITS, PROFILE)
 
-    assert not prepared.remuxed  # the copy did not decode: transcoded instead
-    assert prepared.dropped_packets == 3
-    assert decoded_cleanly(prepared.playback) == 72
+    assert not prepared.first.remuxed  # the copy did not decode: encoded instead
+    assert prepared.first.dropped_packets == 3
+    assert decoded_cleanly(prepared.first.path) == 72
     assert cut.dropped_packets == 2  # 40 is after the span
     assert decoded_cleanly(clip) > 0
     assert cut.duration_seconds == pytest.approx(1.0, abs=1e-3)
@@ -376,7 +385,7 @@ def test_defect_3_too_many_corrupted_packets_fail_both_paths_alike(tmp_path: Pat
     source = factory.corrupt_packets(whole, tmp_path / "ruined.mp4", bad)
 
     with pytest.raises(MediaRejected) as hosting:
-        prepare_media(source, tmp_path, LIMITS, PROFILE, thumbnail_max_width=160)
+        prepare_media(source, tmp_path, LIMITS, PROFILE, DEFAULT_HEIGHTS, thumbnail_max_width=160)
     with pytest.raises(MediaRejected) as trimming:
         cut_clip(source, tmp_path / "clip.mp4", 0.0, 1.0, LIMITS, PROFILE)
 

@@ -48,7 +48,8 @@ async def test_results_say_how_many_packets_were_left_out(
         with ThreadPoolExecutor(max_workers=1) as executor:
             jobs = MediaJobs(storage, executor, media_settings(settings))
 
-            processed = await jobs.process_upload(upload)
+            results = [result async for result in jobs.process_upload(upload)]
+            processed = results[0]
             trimmed = await jobs.trim(trim)
 
     assert isinstance(processed, VideoProcessed)

@@ -10,6 +10,7 @@ import pytest
 from services.transcoder.media import playback
 from services.transcoder.media.cut import cut
 from services.transcoder.media.errors import ENCODING_FAILED, MAX_DECODE_ERRORS
+from services.transcoder.media.ladder import DEFAULT_HEIGHTS
 from services.transcoder.media.lanes import PlaybackProfile
 from services.transcoder.media.pipeline import cut_clip, prepare_media
 from services.transcoder.media.playback import make_playback, remux, transcode
@@ -138,7 +139,10 @@ def test_the_whole_jobs_report_one_final_fraction(
 ) -> None:
     prepared, clipped = Recorder(), Recorder()
 
-    prepare_media(h264_mp4, tmp_path, GENEROUS, SMALL, thumbnail_max_width=160, progress=prepared)
+    prepare_media(
+        h264_mp4, tmp_path, GENEROUS, SMALL, DEFAULT_HEIGHTS, thumbnail_max_width=160,
+        progress=prepared,
+    )  # fmt: skip
     cut_clip(bframes_mp4, tmp_path / "clip.mp4", 1.0, 1.5, GENEROUS, SMALL, progress=clipped)
 
     prepared.assert_finished()

@@ -12,6 +12,7 @@ from services.catalog.hosting.consumers import (
     video_results_subscription,
 )
 from services.catalog.hosting.cursor import CursorCodec
+from services.catalog.hosting.playlist_links import PlaylistLinks
 from services.catalog.hosting.repository import VideoRepository
 from services.catalog.hosting.routes import routes
 from services.catalog.hosting.service import HostingPolicy, HostingService
@@ -59,6 +60,7 @@ def _hosting_policy(settings: CatalogSettings) -> HostingPolicy:
         upload_ttl=timedelta(seconds=settings.upload_policy_ttl_seconds),
         url_ttl=timedelta(seconds=settings.presigned_url_ttl_seconds),
         page_size=settings.page_size,
+        public_url=settings.public_url.rstrip("/"),
     )
 
 
@@ -78,6 +80,7 @@ def _hosting_context(settings: CatalogSettings) -> CleanupContext:
             CursorCodec(settings.internal_secret.get_secret_value()),
             policy,
             app[JOB_SLOTS],
+            PlaylistLinks(settings.internal_secret.get_secret_value()),
         )
         app[HOSTING_SERVICE] = hosting
         app[HOSTING_OUTBOX] = outbox

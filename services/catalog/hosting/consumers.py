@@ -10,6 +10,7 @@ from shared.events import (
     StorageObjectCreated,
     VideoFailed,
     VideoProcessed,
+    VideoRenditionsAdded,
 )
 from shared.messaging import Subscription
 
@@ -20,6 +21,10 @@ def video_results_subscription(hosting: HostingService) -> Subscription:
     @subscription.on(VideoProcessed)
     async def video_processed(event: VideoProcessed, _: Envelope) -> None:
         await hosting.processed(event)
+
+    @subscription.on(VideoRenditionsAdded)
+    async def renditions_added(event: VideoRenditionsAdded, _: Envelope) -> None:
+        await hosting.renditions_added(event)
 
     @subscription.on(VideoFailed)
     async def video_failed(event: VideoFailed, _: Envelope) -> None:

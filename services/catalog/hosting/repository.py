@@ -20,9 +20,9 @@ from pymongo.errors import DuplicateKeyError
 
 from services.catalog.hosting.cursor import PagePosition
 from services.catalog.media_jobs import JobStates, MediaJobRepository, at_attempt
-from shared.events import Envelope
+from shared.events import Envelope, Rendition
 from shared.mongo import Document
-from shared.object_keys import hosted_video_keys
+from shared.object_keys import hosted_video_keys, renditions_prefix
 from shared.outbox import OUTBOX_FIELD, guarded_transition
 
 
@@ -69,6 +69,17 @@ class Video:
     held: bool = False
     #: The request that made it processing, for the event sent when it leaves the hold.
     correlation_id: str | None = None
+    #: The rungs of its ladder stored so far, highest first (none for a video hosted
+    #: before ladders: it has its one playback file).
+    renditions: tuple[Rendition, ...] = ()
+    #: Heights of the rungs still being made after it was listed, and how far they got.
+    ladder_pending: tuple[int, ...] = ()
+    ladder_progress: float | None = None
+    ladder_eta_seconds: float | None = None
+    #: Why the rest of the ladder was not made (the video stays playable).
+    ladder_failure_reason: str | None = None
+    #: Counts the ladder's changes: a change is made to the version it was read at.
+    ladder_version: int = 0
 
     @property
     def job_id(self) -> str:
@@ -76,8 +87,13 @@ class Video:
 
     @property
     def object_keys(self) -> list[str]:
-        """Every object the video may have in storage (what deleting it removes)."""
+        """Every object the video may have in storage (what deleting it removes), with
+        everything under `object_prefixes`."""
         return hosted_video_keys(self.hash_id)
+
+    @property
+    def object_prefixes(self) -> list[str]:
+        return [renditions_prefix(self.hash_id)]
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> Video:
@@ -109,6 +125,12 @@ class Video:
             stall_requeued=doc.get("stall_requeued", False),
             held=doc.get("held", False),
             correlation_id=doc.get("correlation_id"),
+            renditions=tuple(Rendition.model_validate(r) for r in doc.get("renditions") or ()),
+            ladder_pending=tuple(doc.get("ladder_pending") or ()),
+            ladder_progress=doc.get("ladder_progress"),
+            ladder_eta_seconds=doc.get("ladder_eta_seconds"),
+            ladder_failure_reason=doc.get("ladder_failure_reason"),
+            ladder_version=doc.get("ladder_version", 0),
         )
 
 
@@ -213,6 +235,36 @@ class VideoRepository(MediaJobRepository[Video]):
             events=events or (),
         )
         return Video.from_document(doc) if doc else None
+
+    async def update_ladder(
+        self, expected: Video, attempt: int, changes: Mapping[str, Any]
+    ) -> bool:
+        """Change a listed video's ladder fields, unless it changed since `expected` was
+        read (another attempt, deleted, or its ladder moved on): False then."""
+        result = await self.collection.update_one(
+            {
+                "_id": expected.hash_id,
+                **at_attempt(attempt),
+                "status": VideoStatus.PROCESSED.value,
+                "ladder_version": expected.ladder_version,
+            },
+            {"$set": {**changes, "ladder_version": expected.ladder_version + 1}},
+        )
+        return result.matched_count == 1
+
+    async def record_ladder_progress(
+        self, hash_id: str, attempt: int, fraction: float, eta_seconds: float | None
+    ) -> None:
+        """Keep the latest report on a listed video's rungs still being made."""
+        await self.collection.update_one(
+            {
+                "_id": hash_id,
+                **at_attempt(attempt),
+                "status": VideoStatus.PROCESSED.value,
+                "ladder_busy": True,
+            },
+            {"$set": {"ladder_progress": fraction, "ladder_eta_seconds": eta_seconds}},
+        )
 
     async def update_fields(self, hash_id: str, owner: str, changes: Mapping[str, Any]) -> bool:
         result = await self.collection.update_one(

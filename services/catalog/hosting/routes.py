@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 
 from aiohttp import web
 
+from services.catalog.errors import VideoNotFound
 from services.catalog.hosting.repository import Video, VideoStatus
 from services.catalog.hosting.schemas import (
     ExploreQuery,
     FileUploadSignedInstructions,
+    LadderPublic,
     PageQuery,
+    PlaylistLinkQuery,
+    RungPublic,
     UnprocessedVideo,
     UploadQuery,
     UserVideosList,
@@ -23,6 +28,7 @@ from services.catalog.hosting.schemas import (
 )
 from services.catalog.hosting.service import HostingService, VideoPage, VideoUpdate
 from services.catalog.keys import HOSTING_SERVICE
+from shared import hls
 from shared.http import IDENTITY, REQUEST_ID, json_response, parse, require_user
 
 routes = web.RouteTableDef()
@@ -136,5 +142,61 @@ async def watch(request: web.Request) -> web.Response:
     watchable_url = hosting.url_for(video.playback_key)
     assert watchable_url is not None  # a processed video has a playback file
     return json_response(
-        WatchVideoRecord(watchable_url=watchable_url, video=_public(hosting, video))
+        WatchVideoRecord(
+            watchable_url=watchable_url,
+            video=_public(hosting, video),
+            hls_url=hosting.hls_url(video, _gateway_url(request)),
+            ladder=_ladder(hosting, video),
+        )
     )
+
+
+def _gateway_url(request: web.Request) -> str:
+    """Where the client reached the gateway, which says so (catalog is not public)."""
+    host = request.headers.get("X-Forwarded-Host", request.host)
+    return f"{request.headers.get('X-Forwarded-Proto', request.scheme)}://{host}"
+
+
+def _ladder(hosting: HostingService, video: Video) -> LadderPublic | None:
+    if not video.renditions:
+        return None
+    return LadderPublic(
+        renditions=[
+            RungPublic(
+                height=r.height,
+                width=r.width,
+                bandwidth=r.bandwidth,
+                url=hosting.url_for(r.key) or "",
+            )
+            for r in video.renditions
+        ],
+        pending=list(video.ladder_pending),
+        progress=video.ladder_progress,
+        eta_seconds=video.ladder_eta_seconds,
+        failure_reason=video.ladder_failure_reason,
+    )
+
+
+def _playlist_response(text: str) -> web.Response:
+    # Links carry their own right (no cookies): any page may play them (embeds).
+    return web.Response(
+        text=text,
+        content_type=hls.CONTENT_TYPE,
+        headers={"Cache-Control": "private, no-store", "Access-Control-Allow-Origin": "*"},
+    )
+
+
+@routes.get("/video/hls/{hash_id}/{playlist}")
+async def playlist(request: web.Request) -> web.Response:
+    """`master.m3u8` or a rung's `<height>p.m3u8`, for a signed link (`PlaylistLinkQuery`)."""
+    hosting = request.app[HOSTING_SERVICE]
+    hash_id, name = request.match_info["hash_id"], request.match_info["playlist"]
+    link = PlaylistLinkQuery.model_validate(dict(request.query))
+    if name == "master.m3u8":
+        text = await hosting.master_playlist(hash_id, link.expires, link.signature)
+    elif rung := re.fullmatch(r"(\d{1,5})p\.m3u8", name):
+        height = int(rung.group(1))
+        text = await hosting.media_playlist(hash_id, height, link.expires, link.signature)
+    else:
+        raise VideoNotFound
+    return _playlist_response(text)

@@ -52,6 +52,16 @@ class WatchQuery(BaseModel):
     hash_id: str = Field(min_length=1)
 
 
+class PlaylistLinkQuery(BaseModel):
+    """The signature of an HLS playlist link (`hls_url` and the links it leads to);
+    missing or wrong is a 403, checked by the service."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    expires: str | None = None
+    signature: str | None = None
+
+
 class VideoUpdateBody(BaseModel):
     """PUT body: only these three fields change; any other field sent is ignored."""
 
@@ -155,6 +165,32 @@ class VideosPage(BaseModel):
     next: str | None = None
 
 
+class RungPublic(BaseModel):
+    height: int
+    width: int
+    #: Peak bits per second, as the master playlist's `BANDWIDTH`.
+    bandwidth: int
+    #: Its file, a progressive MP4 too (presigned, expiring with `watchable_url`).
+    url: str
+
+
+class LadderPublic(BaseModel):
+    """The adaptive ladder: rungs made (in `hls_url`), rungs still to come."""
+
+    renditions: list[RungPublic]
+    pending: list[int]
+    #: While rungs are still to come: the fraction done and the seconds to go.
+    progress: float | None = None
+    eta_seconds: float | None = None
+    #: Why the rungs still to come will not be made (the video stays playable).
+    failure_reason: str | None = None
+
+
 class WatchVideoRecord(BaseModel):
     watchable_url: str
     video: VideoPublic
+    # additions to the seed
+    #: The HLS master playlist of the rungs made so far: a signed link, expiring with
+    #: `watchable_url`. None for a video hosted before ladders (one playback file).
+    hls_url: str | None = None
+    ladder: LadderPublic | None = None

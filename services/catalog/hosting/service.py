@@ -27,25 +27,32 @@ from services.catalog.errors import (
     VideoNotFound,
 )
 from services.catalog.hosting.cursor import CursorCodec, PagePosition
+from services.catalog.hosting.playlist_links import PlaylistLinks
 from services.catalog.hosting.repository import HashIdTaken, Video, VideoRepository, VideoStatus
 from services.catalog.job_slots import JobSlots, video_job
 from services.catalog.media_jobs import STALLED_REASON, MediaJobLifecycle
 from services.catalog.users import UserDirectory
+from shared import hls
 from shared.events import (
     Envelope,
     FailureCode,
+    JobProgressed,
+    Rendition,
     VideoDeleted,
     VideoFailed,
     VideoProcessed,
+    VideoRenditionsAdded,
     VideoUploaded,
 )
-from shared.object_keys import upload_key, uploaded_video_id
+from shared.object_keys import rendition_file_name, upload_key, uploaded_video_id
 from shared.outbox import OutboxRelay
-from shared.storage import Storage, UploadForm
+from shared.storage import ObjectMissing, Storage, UploadForm
 
 log = structlog.get_logger(__name__)
 
 MAX_FILE_NAME_BYTES = 255
+#: A ladder change read-modify-writes its video; a concurrent change makes it read again.
+_LADDER_UPDATE_TRIES = 3
 _FORBIDDEN_NAME_CHARACTERS = frozenset("/\\")
 
 
@@ -56,6 +63,9 @@ class HostingPolicy:
     upload_ttl: timedelta
     url_ttl: timedelta
     page_size: int
+    #: Where clients reach the gateway: playlist links start with it (empty: where the
+    #: request reached it).
+    public_url: str
 
 
 @dataclass(frozen=True)
@@ -102,12 +112,14 @@ class HostingService(MediaJobLifecycle[Video]):
         cursors: CursorCodec,
         policy: HostingPolicy,
         slots: JobSlots,
+        links: PlaylistLinks,
     ) -> None:
         super().__init__(videos, slots, outbox)
         self._videos = videos
         self._users = users
         self._storage = storage
         self._cursors = cursors
+        self._links = links
         self.policy = policy
 
     # -- uploads ---------------------------------------------------------------
@@ -197,10 +209,40 @@ class HostingService(MediaJobLifecycle[Video]):
                 "failure_code": None,
                 "progress": 1.0,
                 "eta_seconds": 0.0,
+                **_ladder_fields(event.renditions, event.ladder_pending, failure_reason=None),
+                "ladder_version": 0,
             },
             attempt=event.attempt,
         )
         await self._job_ended(done)
+
+    async def renditions_added(self, event: VideoRenditionsAdded) -> None:
+        """More rungs of a listed video: added to its ladder (a repeated event adds
+        nothing twice); the highest rung's file becomes the progressive download."""
+        for _ in range(_LADDER_UPDATE_TRIES):
+            video = await self._videos.get(event.video_id)
+            if video is None or video.status is not VideoStatus.PROCESSED:
+                return
+            by_height = {r.height: r for r in video.renditions}
+            by_height |= {r.height: r for r in event.renditions}
+            pending = [height for height in event.ladder_pending if height not in by_height]
+            changes = _ladder_fields(
+                list(by_height.values()), pending, failure_reason=event.failure_reason
+            )
+            if pending:
+                changes |= {"ladder_progress": video.ladder_progress}
+            if event.dropped_packets:
+                changes |= {"dropped_packets": event.dropped_packets}
+            if await self._videos.update_ladder(video, event.attempt, changes):
+                log.info("renditions added", video_id=video.hash_id, pending=pending)
+                return
+
+    async def progressed(self, event: JobProgressed) -> None:
+        """Progress of processing, or, once listed, of the rungs still being made."""
+        await super().progressed(event)
+        await self._videos.record_ladder_progress(
+            event.id, event.attempt, event.fraction, event.eta_seconds
+        )
 
     async def failed(self, event: VideoFailed) -> None:
         failed = await self._videos.transition(
@@ -215,7 +257,18 @@ class HostingService(MediaJobLifecycle[Video]):
             },
             attempt=event.attempt,
         )
+        if failed is None:
+            await self._ladder_given_up(event)
         await self._job_ended(failed)
+
+    async def _ladder_given_up(self, event: VideoFailed) -> None:
+        """A job given up after its video was listed: the rungs still to come will not
+        be made (the video stays playable with those it has)."""
+        video = await self._videos.get(event.video_id)
+        if video is None or video.status is not VideoStatus.PROCESSED or not video.ladder_pending:
+            return
+        changes = _ladder_fields(list(video.renditions), [], failure_reason=event.failure_reason)
+        await self._videos.update_ladder(video, event.attempt, changes)
 
     async def retry(self, user_id: str, hash_id: str, *, correlation_id: str | None) -> Video:
         """Process a failed upload again, from the file it kept (a new attempt)."""
@@ -283,6 +336,64 @@ class HostingService(MediaJobLifecycle[Video]):
     def url_for(self, key: str | None) -> str | None:
         return self._storage.download_url(key, self.policy.url_ttl) if key else None
 
+    def hls_url(self, video: Video, gateway_url: str) -> str | None:
+        """The signed link to the video's master playlist (at `KINO_PUBLIC_URL`, else
+        at `gateway_url`, where the client reached the gateway); None before ladders."""
+        if not video.renditions:
+            return None
+        base = self.policy.public_url or gateway_url
+        link = self._links.sign(video.hash_id, datetime.now(UTC) + self.policy.url_ttl)
+        return f"{base}/video/hls/{video.hash_id}/master.m3u8?{link.query}"
+
+    # -- playlists -------------------------------------------------------------
+
+    async def master_playlist(
+        self, hash_id: str, expires: str | None, signature: str | None
+    ) -> str:
+        """The master playlist of the rungs made so far, for a genuine, current link; its
+        media playlists are named relatively, with the same link."""
+        self._links.check(hash_id, expires, signature, datetime.now(UTC))
+        video = await self._listed_with_ladder(hash_id)
+        query = f"expires={expires}&signature={signature}"
+        return hls.master_playlist(
+            [
+                hls.Variant(
+                    uri=f"{r.height}p.m3u8?{query}",
+                    bandwidth=r.bandwidth,
+                    average_bandwidth=r.average_bandwidth,
+                    width=r.width,
+                    height=r.height,
+                    codecs=r.codecs,
+                )
+                for r in video.renditions
+            ]
+        )
+
+    async def media_playlist(
+        self, hash_id: str, height: int, expires: str | None, signature: str | None
+    ) -> str:
+        """One rung's media playlist, its file named by a presigned URL that expires
+        when the link does."""
+        now = datetime.now(UTC)
+        expiry = self._links.check(hash_id, expires, signature, now)
+        video = await self._listed_with_ladder(hash_id)
+        rendition = next((r for r in video.renditions if r.height == height), None)
+        if rendition is None:
+            raise VideoNotFound
+        try:
+            stored = (await self._storage.read(rendition.playlist_key)).decode()
+        except ObjectMissing as exc:  # deleted meanwhile
+            raise VideoNotFound from exc
+        lifetime = timedelta(seconds=max(1.0, expiry - now.timestamp()))
+        url = self._storage.download_url(rendition.key, lifetime)
+        return hls.with_file_uri(stored, rendition_file_name(rendition.height), url)
+
+    async def _listed_with_ladder(self, hash_id: str) -> Video:
+        video = await self._videos.get(hash_id)
+        if video is None or video.status is not VideoStatus.PROCESSED or not video.renditions:
+            raise VideoNotFound
+        return video
+
     # -- owner actions ---------------------------------------------------------
 
     async def update(self, user_id: str, hash_id: str, update: VideoUpdate) -> None:
@@ -328,7 +439,11 @@ class HostingService(MediaJobLifecycle[Video]):
         correlation_id: str | None,
     ) -> bool:
         event = Envelope.wrap(
-            VideoDeleted(video_id=video.hash_id, object_keys=video.object_keys),
+            VideoDeleted(
+                video_id=video.hash_id,
+                object_keys=video.object_keys,
+                object_prefixes=video.object_prefixes,
+            ),
             correlation_id=correlation_id,
         )
         deleted = await self._videos.transition(
@@ -393,3 +508,22 @@ class HostingService(MediaJobLifecycle[Video]):
         assert last.listing_time is not None
         position = PagePosition(last.listing_time, last.hash_id)
         return VideoPage(videos[:size], self._cursors.encode(position, listing))
+
+
+def _ladder_fields(
+    renditions: list[Rendition], pending: list[int], *, failure_reason: str | None
+) -> dict[str, object]:
+    """The stored ladder: rungs highest first, the highest one's file the progressive
+    download (a video hosted before ladders keeps its playback file)."""
+    rungs = sorted(renditions, key=lambda r: r.height, reverse=True)
+    fields: dict[str, object] = {
+        "renditions": [r.model_dump() for r in rungs],
+        "ladder_pending": sorted(pending, reverse=True),
+        "ladder_busy": bool(pending),
+        "ladder_progress": 0.0 if pending else None,
+        "ladder_eta_seconds": None,
+        "ladder_failure_reason": failure_reason,
+    }
+    if rungs:
+        fields |= {"playback_key": rungs[0].key, "size_in_bytes": rungs[0].size_in_bytes}
+    return fields

@@ -2,18 +2,22 @@
 and audio become in the web-playable MP4 (H.264/AAC, `moov` first), and how.
 
 - `PlaybackProfile`: the output's size limit and encoder settings.
-- The lanes, one per stream, each decode → shape → encode → mux: `VideoLane` (upright,
-  within the profile's height, libx264) and `AudioLane` (resampled for and encoded with
-  AAC). `WholeVideoLane` and `WholeAudioLane` write the whole stream with its own timing
+- The lanes, one per stream, each decode → shape → encode → mux: `VideoLane` (the
+  decoding half, with the timing every lane shares), `PlaybackVideoLane` (one output:
+  upright, within the profile's height, libx264) and `AudioLane` (resampled for and
+  encoded with AAC, muxed into one output or, for the ladder, several).
+  `WholeVideoLane` and `WholeAudioLane` write the whole stream with its own timing
   (the playback transcode); `CutVideoLane` and `CutAudioLane` write a `Span` of it,
-  frame- and sample-accurately (the cut).
+  frame- and sample-accurately (the cut). The ladder (`ladder.py`) feeds one decode to
+  an encoder per rung with a `VideoLane` of its own.
 - `encode_lanes`: the one loop that demuxes the source into its lanes and finishes them,
   telling how far it got by the video packets' times (`packet_seconds`) and how many
   packets did not decode and were left out (a few are, as the `ffmpeg` tool does; the
   decoder conceals the pictures that referred to them). The audio lane reads its own
   opening of the file (`own_audio_stream`) on a thread of its own, as `ffmpeg` runs
   each encoder on a thread: AAC encoding overlaps the video's work.
-- The output helpers: `playback_container`, `removed_on_failure` and `demuxed`.
+- The output helpers: `add_x264_stream` (libx264 set up as every lane encodes),
+  `playback_container`, `removed_on_failure` and `demuxed`.
 
 Whether the source is whole (not truncated) is `probe`'s judgement, made before any lane
 runs, for the playback transcode and the cut alike.
@@ -67,7 +71,8 @@ from services.transcoder.media.probe import (
     video_stream_of,
 )
 
-_FASTSTART = {"movflags": "+faststart"}
+#: The playback file's MP4 flags: `moov` moved to the front when the file is closed.
+FASTSTART = "+faststart"
 #: The sample rates AAC signals directly; anything else is resampled to 48 kHz.
 _AAC_SAMPLE_RATES = frozenset(
     {96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000}
@@ -220,70 +225,25 @@ class _AudioThread:
 
 
 class VideoLane(ABC):
-    """Decode → upright/scale → libx264 for the video stream; the subclasses decide which
-    frames are written, with what timestamps."""
+    """Decode the video stream and hand the frames to the subclasses, which decide which
+    are written, with what timestamps, and where (one output, or the ladder's several)."""
 
-    def __init__(
-        self,
-        stream: VideoStream,
-        start: float,
-        output: OutputContainer,
-        info: MediaInfo,
-        profile: PlaybackProfile,
-    ) -> None:
+    def __init__(self, stream: VideoStream, start: float, profile: PlaybackProfile) -> None:
         """`start` (seconds of the source's timeline) becomes the output's zero."""
         self.stream = stream
-        self._output = output
         decoder = stream.codec_context
         decoder.thread_type = "AUTO"
         decoder.thread_count = profile.threads
         self._decode = TolerantDecoder(stream.decode, VIDEO_CORRUPT)
-        rate = stream.average_rate or stream.guessed_rate or _FALLBACK_FRAME_RATE
-        self._time_base = stream.time_base or 1 / rate
-        self._frame_ticks = max(1, round(1 / (rate * self._time_base)))
+        self._rate = stream.average_rate or stream.guessed_rate or _FALLBACK_FRAME_RATE
+        self._time_base = stream.time_base or 1 / self._rate
+        self._frame_ticks = max(1, round(1 / (self._rate * self._time_base)))
         self._offset = round(start / self._time_base)
-        width, height = fit_within(
-            *upright_size(info.width, info.height, info.rotation, stream.sample_aspect_ratio),
-            max_height=profile.max_height,
-        )
-        with rejected_as(ENCODING_FAILED):
-            self._encoder: VideoStream | VideoCodecContext = self._open_encoder(
-                output, rate, width, height, profile
-            )
-        self._shaper = FrameShaper(
-            rotation=info.rotation,
-            width=width,
-            height=height,
-            pixel_format="yuv420p",
-            time_base=self._time_base,
-        )
         #: The output timestamp of the last frame written.
         self._last_pts: int | None = None
         #: Frames decoded, frames encoded.
         self.decoded_frames = 0
         self.frames = 0
-
-    def _open_encoder(
-        self,
-        output: OutputContainer,
-        rate: Fraction,
-        width: int,
-        height: int,
-        profile: PlaybackProfile,
-    ) -> VideoStream | VideoCodecContext:
-        """The libx264 encoder the frames go to, as a stream of `output`."""
-        encoder = output.add_stream(
-            "libx264", rate=rate, options={"crf": str(profile.crf), "preset": profile.preset}
-        )
-        encoder.width = width
-        encoder.height = height
-        encoder.pix_fmt = "yuv420p"
-        encoder.codec_context.time_base = self._time_base
-        # PyAV defaults to slice threads; frame threads are what `ffmpeg` uses and
-        # are much faster with libx264.
-        encoder.codec_context.thread_type = "FRAME"
-        encoder.codec_context.thread_count = profile.threads
-        return encoder
 
     @property
     def done(self) -> bool:
@@ -312,15 +272,68 @@ class VideoLane(ABC):
                 self.decoded_frames += 1
                 self._take_frame(frame)
 
+    def _check_decoded(self) -> None:
+        if self.decoded_frames == 0:
+            raise MediaRejected(VIDEO_CORRUPT)
+
+    def _retime(self, frame: VideoFrame) -> None:
+        """The whole stream's timing: start at zero, fill in missing timestamps, keep
+        them strictly increasing."""
+        if frame.pts is None:
+            pts = 0 if self._last_pts is None else self._last_pts + self._frame_ticks
+        else:
+            pts = frame.pts - self._offset
+        if self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + 1
+        frame.pts = pts
+        self._last_pts = pts
+
+
+class PlaybackVideoLane(VideoLane):
+    """A video lane with one output: upright, scaled to the profile's height, libx264."""
+
+    def __init__(
+        self,
+        stream: VideoStream,
+        start: float,
+        output: OutputContainer,
+        info: MediaInfo,
+        profile: PlaybackProfile,
+    ) -> None:
+        super().__init__(stream, start, profile)
+        self._output = output
+        width, height = fit_within(
+            *upright_size(info.width, info.height, info.rotation, stream.sample_aspect_ratio),
+            max_height=profile.max_height,
+        )
+        with rejected_as(ENCODING_FAILED):
+            self._encoder: VideoStream | VideoCodecContext = self._open_encoder(
+                output, self._rate, width, height, profile
+            )
+        self._shaper = FrameShaper(
+            rotation=info.rotation,
+            width=width,
+            height=height,
+            pixel_format="yuv420p",
+            time_base=self._time_base,
+        )
+
+    def _open_encoder(
+        self,
+        output: OutputContainer,
+        rate: Fraction,
+        width: int,
+        height: int,
+        profile: PlaybackProfile,
+    ) -> VideoStream | VideoCodecContext:
+        """The libx264 encoder the frames go to, as a stream of `output`."""
+        return add_x264_stream(output, rate, self._time_base, width, height, profile)
+
     def _flush_encoder(self) -> None:
         """Write the frames still in the filter graph and the encoder."""
         with rejected_as(ENCODING_FAILED):
             self._encode(self._shaper.flush())
             self._mux(self._encoder.encode(None))
-
-    def _check_decoded(self) -> None:
-        if self.decoded_frames == 0:
-            raise MediaRejected(VIDEO_CORRUPT)
 
     def _encode(self, frames: list[VideoFrame]) -> None:
         for frame in frames:
@@ -334,7 +347,7 @@ class VideoLane(ABC):
         self._output.mux(packets)
 
 
-class WholeVideoLane(VideoLane):
+class WholeVideoLane(PlaybackVideoLane):
     """Every frame of the stream, with its own timing shifted to start at zero (the
     playback transcode)."""
 
@@ -347,19 +360,8 @@ class WholeVideoLane(VideoLane):
         self._retime(frame)
         self._encode(self._shaper.push(frame))
 
-    def _retime(self, frame: VideoFrame) -> None:
-        """Start at zero, fill in missing timestamps, keep them strictly increasing."""
-        if frame.pts is None:
-            pts = 0 if self._last_pts is None else self._last_pts + self._frame_ticks
-        else:
-            pts = frame.pts - self._offset
-        if self._last_pts is not None and pts <= self._last_pts:
-            pts = self._last_pts + 1
-        frame.pts = pts
-        self._last_pts = pts
 
-
-class CutVideoLane(VideoLane):
+class CutVideoLane(PlaybackVideoLane):
     """The frames shown in a `Span` of the stream, cut to it (the cut)."""
 
     def __init__(
@@ -474,9 +476,16 @@ class AudioLane(ABC):
     subclasses decide which samples are written."""
 
     def __init__(
-        self, stream: AudioStream, start: float, output: OutputContainer, profile: PlaybackProfile
+        self,
+        stream: AudioStream,
+        start: float,
+        output: OutputContainer,
+        profile: PlaybackProfile,
+        copies: Sequence[OutputContainer] = (),
     ) -> None:
-        """`start` (seconds of the source's timeline) becomes the output's zero."""
+        """`start` (seconds of the source's timeline) becomes the output's zero. The
+        encoded packets go to `output` and to each of `copies` (the ladder's renditions
+        share one AAC encode)."""
         self.stream = stream
         self._output = output
         self._decode = TolerantDecoder(stream.decode, AUDIO_CORRUPT)
@@ -486,11 +495,10 @@ class AudioLane(ABC):
         self._time_base = Fraction(1, self._rate)
         layout = "mono" if stream.codec_context.channels == 1 else "stereo"
         with rejected_as(ENCODING_FAILED):
-            self._encoder = output.add_stream("aac", rate=self._rate)
-            self._encoder.layout = layout
-            self._encoder.format = "fltp"
-            self._encoder.bit_rate = profile.audio_bitrate
-            self._encoder.codec_context.time_base = self._time_base
+            self._encoder = self._add_aac_stream(output, layout, profile)
+            # Streams set up as the encoder is, never fed: their headers (the AAC
+            # AudioSpecificConfig) are the encoder's, and its packets are muxed into them.
+            self._copies = [(copy, self._add_aac_stream(copy, layout, profile)) for copy in copies]
         self._resampler = AudioResampler(
             format="fltp", layout=layout, rate=self._rate, frame_size=_AAC_FRAME_SAMPLES
         )
@@ -525,7 +533,22 @@ class AudioLane(ABC):
         limit = None if until is None else (until - self._start_seconds) * self._rate
         with rejected_as(ENCODING_FAILED):
             while self._encoded and (limit is None or (self._encoded[0].pts or 0) <= limit):
-                self._output.mux(self._encoded.popleft())
+                packet = self._encoded.popleft()
+                # Each output gets a packet of its own: muxing retimes a packet to its
+                # output's stream, and PyAV may hold on to it until the header is written.
+                for output, stream in self._copies:
+                    output.mux(_copied(packet, stream))
+                self._output.mux(packet)
+
+    def _add_aac_stream(
+        self, output: OutputContainer, layout: str, profile: PlaybackProfile
+    ) -> AudioStream:
+        stream = output.add_stream("aac", rate=self._rate)
+        stream.layout = layout
+        stream.format = "fltp"
+        stream.bit_rate = profile.audio_bitrate
+        stream.codec_context.time_base = self._time_base
+        return stream
 
     def _flush_encoder(self) -> None:
         """Encode the samples still in the resampler and the encoder."""
@@ -641,11 +664,40 @@ class _AudioTrim:
         return source, sink
 
 
+def add_x264_stream(
+    output: OutputContainer,
+    rate: Fraction,
+    time_base: Fraction,
+    width: int,
+    height: int,
+    profile: PlaybackProfile,
+    options: dict[str, str] | None = None,
+) -> VideoStream:
+    """A libx264 stream of `output` encoding yuv420p frames of `width` x `height`,
+    stamped in `time_base`, with the profile's CRF, preset and threads (and `options`
+    on top)."""
+    encoder = output.add_stream(
+        "libx264",
+        rate=rate,
+        options={"crf": str(profile.crf), "preset": profile.preset, **(options or {})},
+    )
+    encoder.width = width
+    encoder.height = height
+    encoder.pix_fmt = "yuv420p"
+    encoder.codec_context.time_base = time_base
+    # PyAV defaults to slice threads; frame threads are what `ffmpeg` uses and are much
+    # faster with libx264.
+    encoder.codec_context.thread_type = "FRAME"
+    encoder.codec_context.thread_count = profile.threads
+    return encoder
+
+
 @contextmanager
-def playback_container(dst: Path) -> Iterator[OutputContainer]:
-    """An MP4 output that moves `moov` to the front when it is closed."""
+def playback_container(dst: Path, movflags: str = FASTSTART) -> Iterator[OutputContainer]:
+    """An MP4 output written with `movflags`: by default, `moov` moved to the front
+    when it is closed."""
     with rejected_as(ENCODING_FAILED):
-        output = av.open(str(dst), "w", format="mp4", options=_FASTSTART)
+        output = av.open(str(dst), "w", format="mp4", options={"movflags": movflags})
     try:
         yield output
     except BaseException:
@@ -695,3 +747,15 @@ def packet_seconds(packet: Packet[Stream]) -> float | None:
     source's timeline; None if it has no timestamp."""
     ticks = packet.dts if packet.pts is None else packet.pts
     return None if ticks is None else float(ticks * packet.time_base)
+
+
+def _copied(packet: Packet[Stream], stream: Stream) -> Packet[Stream]:
+    """A new packet with `packet`'s data and timing, for `stream`."""
+    copy = Packet(bytes(packet))
+    copy.pts = packet.pts
+    copy.dts = packet.dts
+    copy.duration = packet.duration
+    copy.time_base = packet.time_base
+    copy.is_keyframe = packet.is_keyframe
+    copy.stream = stream
+    return copy

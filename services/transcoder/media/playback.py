@@ -39,6 +39,7 @@ from services.transcoder.media.errors import (
     rejected_as,
 )
 from services.transcoder.media.lanes import (
+    FASTSTART,
     PlaybackProfile,
     WholeAudioLane,
     WholeVideoLane,
@@ -127,12 +128,23 @@ def make_playback(
     return write_playback(src, dst, info, profile, progress).remuxed
 
 
-def remux(src: Path, dst: Path, progress: Progress | None = None) -> None:
-    """Copy the video and audio packets into an MP4 with `+faststart`, no re-encoding,
-    decoding each on the way: the first that does not decode is "video data is corrupt"
-    (or audio), and `dst` is removed.
+def remux(
+    src: Path,
+    dst: Path,
+    progress: Progress | None = None,
+    *,
+    movflags: str = FASTSTART,
+    check: bool = True,
+) -> None:
+    """Copy the video and audio packets into an MP4 written with `movflags` (by default
+    `+faststart`; the ladder's renditions are fragmented), no re-encoding, decoding each
+    on the way: the first that does not decode is "video data is corrupt" (or audio),
+    and `dst` is removed. `check=False` copies without decoding, for a caller that
+    decodes the source anyway afterwards (the ladder's other rungs).
 
-    `progress`: the video packets copied, by their time against the source's duration.
+    Timestamps are shifted to start at zero, as the transcode's are (so a copied rung
+    and the encoded ones share one timeline). `progress`: the video packets copied, by
+    their time against the source's duration.
     """
     with removed_on_failure(dst), open_source(src) as source:
         video = video_stream_of(source)
@@ -141,32 +153,40 @@ def remux(src: Path, dst: Path, progress: Progress | None = None) -> None:
         audio = audio_stream_of(source)
         inputs: list[Stream] = [video] if audio is None else [video, audio]
         start = (source.start_time or 0) / av.time_base
+        shifts = {s.index: round(start / s.time_base) if s.time_base else 0 for s in inputs}
         meter = Meter(progress, start, start + (media_duration(source, video) or 0.0))
         video.codec_context.thread_type = "AUTO"
         video.codec_context.options = _CHECK_DECODER_OPTIONS
-        checks: dict[int, TolerantDecoder[Any]] = {
-            video.index: TolerantDecoder[VideoFrame](video.decode, VIDEO_CORRUPT, max_errors=0)
-        }
-        if audio is not None:
-            checks[audio.index] = TolerantDecoder[AudioFrame](
-                audio.decode, AUDIO_CORRUPT, max_errors=0
+        checks: dict[int, TolerantDecoder[Any]] = {}
+        if check:
+            checks[video.index] = TolerantDecoder[VideoFrame](
+                video.decode, VIDEO_CORRUPT, max_errors=0
             )
-        with playback_container(dst) as output:
+            if audio is not None:
+                checks[audio.index] = TolerantDecoder[AudioFrame](
+                    audio.decode, AUDIO_CORRUPT, max_errors=0
+                )
+        with playback_container(dst, movflags) as output:
             with rejected_as(ENCODING_FAILED):
                 targets = {s.index: output.add_stream_from_template(s) for s in inputs}
             for packet in demuxed(source, inputs):
                 if packet.dts is None:  # the empty packet that marks a stream's end
                     continue
                 # Before muxing: the muxer takes the packet over to the output stream.
-                checks[packet.stream_index](packet)
+                if verify := checks.get(packet.stream_index):
+                    verify(packet)
                 seconds = packet_seconds(packet) if packet.stream_index == video.index else None
+                shift = shifts[packet.stream_index]
+                packet.dts -= shift
+                if packet.pts is not None:
+                    packet.pts -= shift
                 packet.stream = targets[packet.stream_index]
                 with rejected_as(ENCODING_FAILED):
                     output.mux(packet)
                 if seconds is not None:
                     meter.at(seconds)
-            for check in checks.values():
-                check(None)  # frames still in the decoder (frame threads) are checked too
+            for verify in checks.values():
+                verify(None)  # frames still in the decoder (frame threads) are checked too
     meter.done()
 
 
