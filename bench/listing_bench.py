@@ -3,7 +3,10 @@ user waits between storage answering their upload and the video being watchable.
 
 Each run registers a user, asks for upload instructions, POSTs a generated clip to
 storage and polls `/video/my/` every 20 ms until the video is listed (or failed); the
-time counts from the storage's answer. Two sources, 60 s of 720p30 each: an H.264/AAC
+time counts from the storage's answer. Each run then waits, uncounted, for the rest of
+the video's ladder, so the next one finds the transcoder idle (one transcoder works on
+one job at a time: an upload landing during another video's remaining rungs waits for
+them). Two sources, 60 s of 720p30 each: an H.264/AAC
 MP4 (a 2 s GOP; its own rung is copied, so it is listed as soon as that copy is
 stored) and a VP9/Opus WebM (every rung encoded; the quick-start rung first). Without a
 running stack these are SKIPPED, saying so; the media benchmarks do not need one.
@@ -103,12 +106,31 @@ async def _landed_to_listed(source: Path, content_type: str) -> float:
             async with http.get(f"{KINO_URL}/video/my/", headers=auth) as response:
                 mine = await response.json()
             if any(video["hash_id"] == hash_id for video in mine["videos"]):
-                return time.perf_counter() - landed
+                listed = time.perf_counter() - landed
+                await _ladder_done(http, auth, mine["videos"][0]["user_id"], hash_id)
+                return listed
             failed = [v for v in mine["unprocessed_videos"] if v["hash_id"] == hash_id]
             if failed and failed[0].get("failure_reason"):
                 raise RuntimeError(f"the upload failed: {failed[0]['failure_reason']}")
             await asyncio.sleep(_POLL_SECONDS)
         raise RuntimeError(f"not listed within {_GIVE_UP_SECONDS:g} s")
+
+
+async def _ladder_done(
+    http: aiohttp.ClientSession, auth: dict[str, str], user_id: str, hash_id: str
+) -> None:
+    """Wait (uncounted) for the rest of the ladder: the next run then finds the
+    transcoder idle instead of queued behind this video's remaining rungs."""
+    while True:
+        async with http.get(
+            f"{KINO_URL}/video/watch/",
+            params={"user_id": user_id, "hash_id": hash_id},
+            headers=auth,
+        ) as response:
+            ladder = (await response.json()).get("ladder") or {}
+        if not ladder.get("pending"):
+            return
+        await asyncio.sleep(0.2)
 
 
 async def _signed_in(http: aiohttp.ClientSession) -> dict[str, str]:
