@@ -32,7 +32,9 @@ RUN python -m venv --without-pip /opt/kino \
  && python -m pip --python /opt/kino/bin/python check
 COPY shared /app/shared
 COPY services /app/services
-COPY --from=assets /web/node_modules/hls.js/dist/hls.min.js /app/services/gateway/static/vendor/
+COPY --from=assets /web/node_modules/hls.js/dist/hls.min.js \
+     /web/node_modules/swagger-ui-dist/swagger-ui-bundle.js \
+     /web/node_modules/swagger-ui-dist/swagger-ui.css /app/services/gateway/static/vendor/
 COPY ops /app/ops
 # Bytecode checked against the sources' hashes, so it stays valid whatever the copies
 # do to modification times.

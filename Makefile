@@ -19,12 +19,15 @@ $(STAMP): pyproject.toml requirements.lock
 # Front-end packages (web/package-lock.json, pinned) from the npm registry, copied into
 # the gateway's static assets: the gateway serves them at /static/, no CDN at run time.
 VENDOR := services/gateway/static/vendor
-$(VENDOR)/hls.min.js: web/package.json web/package-lock.json
+VENDOR_FILES := hls.js/dist/hls.min.js swagger-ui-dist/swagger-ui-bundle.js \
+	swagger-ui-dist/swagger-ui.css
+$(VENDOR)/.installed: web/package.json web/package-lock.json
 	npm ci --prefix web --no-audit --no-fund --ignore-scripts --loglevel=error
 	mkdir -p $(VENDOR)
-	cp web/node_modules/hls.js/dist/hls.min.js $@
+	cd web/node_modules && cp $(VENDOR_FILES) ../../$(VENDOR)/
+	touch $@
 
-setup: $(STAMP) $(VENDOR)/hls.min.js
+setup: $(STAMP) $(VENDOR)/.installed
 
 # Debian's chromium for the browser playback tests (tests/browser/): apt-get installs it
 # when /usr/bin/chromium is missing (Debian, root); otherwise nothing happens.

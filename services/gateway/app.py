@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -19,6 +18,7 @@ from services.gateway.keys import (
 from services.gateway.openapi import document_bytes
 from services.gateway.routes import routes
 from services.gateway.settings import GatewaySettings
+from services.gateway.static_files import STATIC_DIR
 from services.gateway.token_verifier import JwksTokenVerifier
 from shared.app_factory import PortTaken, new_service_app
 from shared.health import admin_app
@@ -61,10 +61,6 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.router.add_static("/static/", STATIC_DIR)
     app.add_routes(routes)
     return app
-
-
-#: The gateway's static assets (`/static/`); `vendor/` is filled by `make setup`.
-STATIC_DIR = Path(__file__).parent / "static"
 
 
 def _admin_port(settings: GatewaySettings) -> CleanupContext:

@@ -146,6 +146,10 @@ OPERATIONS: tuple[Operation, ...] = (
         "openapi", "GET", "/openapi.json", "This OpenAPI Document", "gateway",
         {200: Reply("Successful Response", dict[str, Any])},
     ),
+    Operation(
+        "docs", "GET", "/docs", "This Document's Reference Page", "gateway",
+        {200: Reply("Swagger UI rendering `/openapi.json`", str, media_type="text/html")},
+    ),
     # auth (seed 004)
     Operation(
         "create_user", "POST", "/api/v1/users/registration", "Create a new user", "users",

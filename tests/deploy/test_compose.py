@@ -527,12 +527,13 @@ def test_front_end_assets_come_pinned_from_the_npm_registry() -> None:
     assert "npm ci" in assets  # the lockfile's versions and integrity hashes, nothing else
     assert "web/package-lock.json" in assets
     lock = json.loads((ROOT / "web" / "package-lock.json").read_text())
-    assert lock["packages"]["node_modules/hls.js"]["integrity"].startswith("sha512-")
-    assert re.search(
-        r"^COPY --from=assets .*hls\.min\.js /app/services/gateway/static/",
-        DOCKERFILE.read_text(),
-        re.M,
-    )
+    for package in ("hls.js", "swagger-ui-dist"):
+        assert lock["packages"][f"node_modules/{package}"]["integrity"].startswith("sha512-")
+    joined = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    [copy] = re.findall(r"^COPY --from=assets (.*)$", joined, re.M)
+    for asset in ("hls.min.js", "swagger-ui-bundle.js", "swagger-ui.css"):
+        assert asset in copy
+    assert copy.split()[-1] == "/app/services/gateway/static/vendor/"
 
 
 def test_image_holds_every_package_the_services_import() -> None:

@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from jsonschema import Draft202012Validator
+from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 
 # The official OpenAPI 3.1 schema (OAI/OpenAPI-Specification, 2022-10-07), as
 # schemathesis bundles it: offline, and the one the fuzz test's loader checks with.
@@ -100,6 +101,12 @@ def test_is_a_valid_openapi_3_1_document(document: dict[str, Any]) -> None:
         Draft202012Validator.check_schema(schema)
 
 
+def test_openapi_spec_validator_accepts_it(document: dict[str, Any]) -> None:
+    # The specification's own rules beyond its JSON Schema (unique operation ids, path
+    # parameters declared, references that resolve): raises on the first broken one.
+    validate(document, cls=OpenAPIV31SpecValidator)
+
+
 def test_every_reference_resolves(document: dict[str, Any]) -> None:
     text = repr(document)
     for name in set(re.findall(r"#/components/schemas/([^'\"]+)", text)):
@@ -136,12 +143,17 @@ def test_every_route_of_the_gateway_is_documented(document: dict[str, Any]) -> N
         for definition in gateway_routes
         if isinstance(definition, web.RouteDef) and "{" not in definition.path
     }
-    assert own == {("get", "/health_check"), ("get", "/"), ("get", "/openapi.json")}
+    assert own == {
+        ("get", "/health_check"),
+        ("get", "/"),
+        ("get", "/openapi.json"),
+        ("get", "/docs"),
+    }
     assert own <= {(method, path) for method, path, _ in operations(document)}
 
 
 def test_every_documented_path_is_routed_by_the_gateway(document: dict[str, Any]) -> None:
-    own = {"/health_check", "/", "/openapi.json"}
+    own = {"/health_check", "/", "/openapi.json", "/docs"}
     for path in document["paths"]:
         assert path in own or match(path) is not None, path
 
