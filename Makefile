@@ -40,7 +40,7 @@ run: setup
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy shared services ops devstack
+	$(PY) -m mypy shared services ops devstack cli
 
 test: setup lint chromium
 	$(PY) -m pytest

@@ -1,0 +1,158 @@
+"""The `kino` command against the session's stack, run as a real process: a user's
+journey from registration to a deleted video, and the one-line failures."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import stat
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import av
+import pytest
+
+from tests.conftest import PASSWORD, Account, make_user, unique_email
+from tests.transcoder.media_factory import make_clip
+
+#: The console script `pip install -e .` puts beside the interpreter.
+KINO = Path(sys.executable).parent / "kino"
+
+
+@dataclass(frozen=True)
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+
+
+async def kino(
+    *args: str, url: str, config: Path, password: str = PASSWORD, within: float = 60
+) -> Run:
+    """Run `kino` with its environment pointing at `url` and the config dir `config`."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("KINO_")}
+    env.update(
+        KINO_URL=url,
+        KINO_CONFIG_DIR=str(config),
+        KINO_PASSWORD=password,
+        COLUMNS="200",  # tables keep whole cells
+    )
+    process = await asyncio.create_subprocess_exec(
+        str(KINO), *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), within)
+    assert process.returncode is not None
+    return Run(process.returncode, stdout.decode(), stderr.decode())
+
+
+def succeeded(run: Run) -> Run:
+    assert run.code == 0, run.stderr
+    return run
+
+
+def one_line_failure(run: Run) -> str:
+    """The stderr of a failed run, checked to be a single line and no traceback."""
+    assert run.code != 0, run.stdout
+    assert "Traceback" not in run.stderr
+    assert run.stderr.strip().count("\n") == 0, run.stderr
+    return run.stderr.strip()
+
+
+async def status_of(http: aiohttp.ClientSession, url: str) -> int:
+    async with http.get(url) as response:
+        await response.read()
+        return response.status
+
+
+async def test_a_user_uploads_watches_trims_and_deletes(
+    gateway_url: str, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    config = tmp_path / "config"
+    clip = make_clip(tmp_path / "holiday.mp4", seconds=2.0, size=(320, 240))
+    email = unique_email("cli")
+
+    succeeded(await kino("register", "--email", email, url=gateway_url, config=config))
+    succeeded(await kino("login", "--email", email, url=gateway_url, config=config))
+    sessions = config / "sessions.json"
+    assert stat.S_IMODE(sessions.stat().st_mode) == 0o600
+    token = json.loads(sessions.read_text())[gateway_url]["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+
+    uploaded = succeeded(
+        await kino(
+            "upload", str(clip), "--title", "From the CLI", "--wait", url=gateway_url, config=config
+        )
+    )
+    hash_id = uploaded.stdout.strip()
+    assert len(hash_id) == 11, uploaded.stdout
+
+    listed = succeeded(await kino("ls", url=gateway_url, config=config)).stdout
+    assert hash_id in listed
+    assert "From the CLI" in listed
+    explored = await kino("explore", "--include-my", url=gateway_url, config=config)
+    assert hash_id in succeeded(explored).stdout
+
+    watched = succeeded(await kino("watch", hash_id, url=gateway_url, config=config)).stdout
+    urls = dict(line.split(": ", 1) for line in watched.splitlines())
+    assert set(urls) == {"watchable_url", "hls_url", "thumbnail_url"}
+    for url in urls.values():
+        assert await status_of(http, url) == 200, url
+
+    out = tmp_path / "intro.mp4"
+    trimmed = await kino(
+        "trim",
+        str(clip),
+        "--start",
+        "0.5",
+        "--duration",
+        "1",
+        "--out",
+        str(out),
+        url=gateway_url,
+        config=config,
+    )
+    video_id = succeeded(trimmed).stdout.strip()
+    with av.open(str(out)) as container:
+        assert container.duration is not None
+        assert container.duration / av.time_base == pytest.approx(1.0, abs=0.1)
+        assert next(container.decode(video=0)).width == 320
+    async with http.get(f"{gateway_url}/api/v1/users/videos", headers=auth) as response:
+        assert video_id in {clip["id"] for clip in (await response.json())["data"]}
+    async with http.get(f"{gateway_url}/api/v1/users/requests", headers=auth) as response:
+        [request] = (await response.json())["data"]
+    requests = succeeded(await kino("requests", url=gateway_url, config=config)).stdout
+    assert request["id"] in requests
+    assert "done" in requests
+
+    succeeded(await kino("rm", hash_id, url=gateway_url, config=config))
+    assert hash_id not in succeeded(await kino("ls", url=gateway_url, config=config)).stdout
+
+
+async def test_a_wrong_password_is_one_line(
+    gateway_url: str, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    account: Account = await make_user(http, gateway_url)
+    run = await kino(
+        "login", "--email", account.email, url=gateway_url, config=tmp_path, password="wrong-one"
+    )
+    assert "Invalid email or password" in one_line_failure(run)
+    assert not (tmp_path / "sessions.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("ls",), "not signed in: run `kino login`"),
+        (("trim", "missing.mp4", "--start", "0", "--duration", "1"), "no such file"),
+        (("upload", "missing.mp4"), "no such file"),
+        (("--url", "http://127.0.0.1:9", "explore"), "cannot reach Kino at http://127.0.0.1:9"),
+    ],
+)
+async def test_failures_are_one_line(
+    gateway_url: str, tmp_path: Path, args: tuple[str, ...], expected: str
+) -> None:
+    run = await kino(*args, url=gateway_url, config=tmp_path)
+    assert expected in one_line_failure(run)
