@@ -98,6 +98,9 @@ def service_env(
         "KINO_UPLOAD_RECONCILE_INTERVAL_SECONDS": "0.5",
         "KINO_STORAGE_EVENTS_EXCHANGE": f"kino.storage.{namespace}",
         "KINO_PAGE_SIZE": "3",
+        # webhooks: retries within a second, the worker looking every 0.2 s
+        "KINO_WEBHOOK_RETRY_SCHEDULE_SECONDS": "[0.3, 0.3, 0.3]",
+        "KINO_WEBHOOK_DELIVERY_INTERVAL_SECONDS": "0.2",
         # Gateways run in process need no admin port of their own (`start_services`
         # gives the stack's gateway one).
         "KINO_GATEWAY_ADMIN_PORT": "0",

@@ -1,5 +1,6 @@
 """The catalog service's app factory: the stores, the users it knows of, and its two
-APIs, each added by its own sub-package (`hosting/`, `trimming/`)."""
+APIs, each added by its own sub-package (`hosting/`, `trimming/`), plus the webhooks
+that tell their owners about results (`webhooks/`)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ from services.catalog.keys import HOSTING_SERVICE, JOB_SLOTS, TRIMMING_SERVICE, 
 from services.catalog.settings import CatalogSettings
 from services.catalog.trimming.app import add_trimming
 from services.catalog.users import UserDirectory, users_subscription
+from services.catalog.webhooks.app import add_webhooks
+from services.catalog.webhooks.errors import TooManyWebhooks, UnsafeWebhookUrl, WebhookNotFound
 from shared.app_factory import new_service_app
 from shared.http import ErrorMapping
 from shared.keys import BROKER, MONGO_DB
@@ -58,6 +61,10 @@ ERRORS: dict[type[Exception], ErrorMapping] = {
     TrimRequestNotFound: ErrorMapping(404, bare_html=True),
     RequestNotFailed: ErrorMapping(422, pointer="/data/attributes/status"),
     UploadTooLarge: ErrorMapping(413),
+    # webhooks (JSON:API)
+    WebhookNotFound: ErrorMapping(404, bare_html=True),
+    UnsafeWebhookUrl: ErrorMapping(422, pointer="/data/attributes/url"),
+    TooManyWebhooks: ErrorMapping(409),
 }
 
 
@@ -70,6 +77,7 @@ def create_app(settings: CatalogSettings) -> web.Application:
     app.cleanup_ctx.append(_job_slots_context(settings))
     add_hosting(app, settings)
     add_trimming(app, settings)
+    add_webhooks(app, settings)
     app.cleanup_ctx.append(
         periodic_task_context("fair-share", FAIR_SHARE_SWEEP_SECONDS, _dispatch_held)
     )

@@ -9,6 +9,8 @@ from services.catalog.hosting.upload_reconciler import UploadReconciler
 from services.catalog.job_slots import JobSlots
 from services.catalog.trimming.service import TrimmingService
 from services.catalog.users import UserDirectory
+from services.catalog.webhooks.delivery import WebhookDeliverer
+from services.catalog.webhooks.service import WebhookService
 from shared.outbox import OutboxRelay
 
 USERS: web.AppKey[UserDirectory] = web.AppKey("users", UserDirectory)
@@ -18,3 +20,5 @@ RECONCILER: web.AppKey[UploadReconciler] = web.AppKey("reconciler", UploadReconc
 HOSTING_OUTBOX: web.AppKey[OutboxRelay] = web.AppKey("hosting_outbox", OutboxRelay)
 TRIMMING_SERVICE: web.AppKey[TrimmingService] = web.AppKey("trimming_service", TrimmingService)
 TRIMMING_OUTBOX: web.AppKey[OutboxRelay] = web.AppKey("trimming_outbox", OutboxRelay)
+WEBHOOK_SERVICE: web.AppKey[WebhookService] = web.AppKey("webhook_service", WebhookService)
+WEBHOOK_DELIVERER: web.AppKey[WebhookDeliverer] = web.AppKey("webhook_deliverer", WebhookDeliverer)

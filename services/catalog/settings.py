@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import json
+
+from pydantic import Field, NonNegativeFloat, field_validator
 
 from shared.config import (
     SETTINGS_CONFIG,
@@ -64,3 +66,36 @@ class CatalogSettings(KinoSettings, MongoSettings, BrokerSettings, StorageSettin
     trim_max_upload_bytes: int = Field(default=2 * 1024**3, ge=1)
     #: Multipart part size of streamed uploads: memory per upload is about two parts.
     trim_upload_part_size: int = Field(default=8 * 1024**2, ge=5 * 1024**2)
+    #: Webhooks: delays before each retry of a failed delivery (a JSON list in the
+    #: environment); Standard Webhooks' schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+    webhook_retry_schedule_seconds: tuple[NonNegativeFloat, ...] = (
+        5,
+        300,
+        1800,
+        7200,
+        18000,
+        36000,
+        36000,
+    )
+    #: How often the delivery worker looks for due deliveries.
+    webhook_delivery_interval_seconds: float = Field(default=1.0, gt=0)
+    #: How long one delivery request may take.
+    webhook_timeout_seconds: float = Field(default=15.0, gt=0)
+    #: Endpoints one user may register.
+    webhook_max_endpoints_per_user: int = Field(default=20, ge=1)
+    #: Whether webhook URLs may point at loopback, private, link-local or metadata
+    #: addresses (`KINO_WEBHOOKS_ALLOW_PRIVATE`). Unset: yes in development (local
+    #: receivers), no in production.
+    webhooks_allow_private: bool | None = None
+
+    @field_validator("webhook_retry_schedule_seconds", mode="before")
+    @classmethod
+    def _json_list(cls, value: object) -> object:
+        """The environment's JSON list also when given as a string in code (tests)."""
+        return json.loads(value) if isinstance(value, str) else value
+
+    @property
+    def webhook_private_targets_allowed(self) -> bool:
+        if self.webhooks_allow_private is None:
+            return not self.is_production
+        return self.webhooks_allow_private

@@ -43,6 +43,7 @@ from services.catalog.trimming.schemas import (
     TrimForm,
     UploadedVideoResource,
 )
+from services.catalog.webhooks.schemas import DeliveryResource, WebhookInput, WebhookResource
 from services.gateway.routing import Access, match
 from services.gateway.schemas import HealthCheck
 from shared.hls import CONTENT_TYPE as HLS_CONTENT_TYPE
@@ -127,6 +128,10 @@ def _jsonapi(resource: Any) -> Any:
 
 _AUTH_INPUT = (FORM, MULTIPART, JSON, JSONAPI_CONTENT_TYPE)
 _ADDITION = "Beyond seed 000 (README: Jobs always end)."
+_WEBHOOKS = (
+    "Beyond seed 004 (README: Webhooks): `video.ready`, `video.failed`, `trim.done` and "
+    "`trim.failed` are POSTed to the caller's endpoints, signed per Standard Webhooks."
+)
 
 OPERATIONS: tuple[Operation, ...] = (
     # the gateway's own (seed 000)
@@ -259,6 +264,33 @@ OPERATIONS: tuple[Operation, ...] = (
          # The seed's 404 is an empty text/html body.
          404: Reply("Not Found", media_type="text/html"),
          422: "The request has not failed"},
+    ),
+    # catalog: webhooks (README: Webhooks)
+    Operation(
+        "create_webhook", "POST", "/api/v1/users/webhooks", "Register a webhook endpoint",
+        "webhooks",
+        {201: Reply("Created; the only response that shows the `secret`",
+                    _jsonapi(WebhookResource), JSONAPI_CONTENT_TYPE),
+         400: "Bad Request", 409: "Too many webhooks",
+         422: "Not an http(s) URL, an internal address, or an unknown event type"},
+        body=Body(WebhookInput, _AUTH_INPUT),
+        description=_WEBHOOKS,
+    ),
+    Operation(
+        "webhooks", "GET", "/api/v1/users/webhooks", "Returns a list of user's webhooks",
+        "webhooks",
+        {200: Reply("OK", _jsonapi(list[WebhookResource]), JSONAPI_CONTENT_TYPE)},
+    ),
+    Operation(
+        "delete_webhook", "DELETE", "/api/v1/users/webhooks/{id}", "Delete a webhook",
+        "webhooks",
+        {204: Reply("Deleted"), 404: Reply("Not Found", media_type="text/html")},
+    ),
+    Operation(
+        "webhook_deliveries", "GET", "/api/v1/users/webhooks/{id}/deliveries",
+        "Returns a webhook's delivery attempts, newest first", "webhooks",
+        {200: Reply("OK", _jsonapi(list[DeliveryResource]), JSONAPI_CONTENT_TYPE),
+         404: Reply("Not Found", media_type="text/html")},
     ),
 )  # fmt: skip
 

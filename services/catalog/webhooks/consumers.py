@@ -1,0 +1,55 @@
+"""Event edges of webhooks: the transcoder's results, on webhooks' own queue.
+
+Each result is read against catalog's state (`sources.py`) and becomes one stored
+delivery per endpoint that wants it; the message is acked only after they are stored,
+so a crash in between redelivers it, and recording is idempotent.
+"""
+
+from __future__ import annotations
+
+from services.catalog.webhooks.service import Occurrence, WebhookService
+from services.catalog.webhooks.sources import EventSources
+from shared.events import Envelope, TrimCompleted, TrimFailed, VideoFailed, VideoProcessed
+from shared.messaging import Subscription
+
+
+def webhook_events_subscription(webhooks: WebhookService, sources: EventSources) -> Subscription:
+    subscription = Subscription("webhook-events")
+
+    async def record(occurrence: Occurrence | None) -> None:
+        if occurrence is not None:
+            await webhooks.record(occurrence)
+
+    @subscription.on(VideoProcessed)
+    async def video_processed(event: VideoProcessed, envelope: Envelope) -> None:
+        await record(
+            await sources.video_result(
+                event.video_id, event.attempt, ready=True, at=envelope.occurred_at
+            )
+        )
+
+    @subscription.on(VideoFailed)
+    async def video_failed(event: VideoFailed, envelope: Envelope) -> None:
+        await record(
+            await sources.video_result(
+                event.video_id, event.attempt, ready=False, at=envelope.occurred_at
+            )
+        )
+
+    @subscription.on(TrimCompleted)
+    async def trim_completed(event: TrimCompleted, envelope: Envelope) -> None:
+        await record(
+            await sources.trim_result(
+                event.trim_id, event.attempt, done=True, at=envelope.occurred_at
+            )
+        )
+
+    @subscription.on(TrimFailed)
+    async def trim_failed(event: TrimFailed, envelope: Envelope) -> None:
+        await record(
+            await sources.trim_result(
+                event.trim_id, event.attempt, done=False, at=envelope.occurred_at
+            )
+        )
+
+    return subscription

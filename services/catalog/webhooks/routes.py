@@ -1,0 +1,130 @@
+"""HTTP edges of the webhooks API (JSON:API, beside the trimming API): parse, call the
+domain, render. The secret is rendered only in the response that creates it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from services.catalog.keys import WEBHOOK_SERVICE
+from services.catalog.webhooks.repository import Delivery, DeliveryStatus, Endpoint
+from services.catalog.webhooks.schemas import (
+    DeliveryAttributes,
+    DeliveryResource,
+    WebhookAttributes,
+    WebhookInput,
+    WebhookResource,
+)
+from shared.forms import MalformedBody, read_form
+from shared.http import (
+    JSONAPI_CONTENT_TYPE,
+    JsonApiDocument,
+    json_response,
+    parse,
+    require_user,
+)
+
+routes = web.RouteTableDef()
+
+POINTER_BASE = "/data/attributes"
+_JSON_TYPES = {"application/json", JSONAPI_CONTENT_TYPE}
+
+
+async def _attributes(request: web.Request) -> dict[str, Any]:
+    """A JSON:API document's `data.attributes`, a flat JSON object, or form fields (as
+    auth's JSON:API endpoints read them)."""
+    if request.content_type in _JSON_TYPES:
+        try:
+            body = json.loads(await request.read() or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise MalformedBody("Request body is not valid JSON") from exc
+        if not isinstance(body, dict):
+            raise MalformedBody("Request body must be a JSON object")
+        data = body.get("data")
+        if isinstance(data, dict) and isinstance(data.get("attributes"), dict):
+            return dict(data["attributes"])
+        return body
+    return dict(await read_form(request))
+
+
+def _resource(endpoint: Endpoint, *, with_secret: bool = False) -> WebhookResource:
+    return WebhookResource(
+        id=endpoint.id,
+        attributes=WebhookAttributes(
+            url=endpoint.url,
+            event_types=endpoint.event_types,
+            enabled=endpoint.enabled,
+            created_at=endpoint.created_at,
+            secret=endpoint.secret if with_secret else None,
+        ),
+    )
+
+
+def _attempts(delivery: Delivery) -> list[DeliveryResource]:
+    """A delivery's attempts made, and the next one while it is pending."""
+    items = [
+        DeliveryAttributes(
+            event_type=delivery.event_type,
+            message_id=delivery.message_id,
+            attempt=attempt.number,
+            status=attempt.status.value,
+            response_code=attempt.response_code,
+            error=attempt.error,
+            time=attempt.at,
+        )
+        for attempt in delivery.attempts
+    ]
+    if delivery.status is DeliveryStatus.PENDING:
+        items.append(
+            DeliveryAttributes(
+                event_type=delivery.event_type,
+                message_id=delivery.message_id,
+                attempt=len(delivery.attempts) + 1,
+                status="pending",
+                time=delivery.next_attempt_at,
+            )
+        )
+    return [
+        DeliveryResource(id=f"{item.message_id}.{item.attempt}", attributes=item) for item in items
+    ]
+
+
+@routes.post("/api/v1/users/webhooks")
+async def create_webhook(request: web.Request) -> web.Response:
+    user_id = require_user(request)
+    data = parse(WebhookInput, await _attributes(request), POINTER_BASE)
+    endpoint = await request.app[WEBHOOK_SERVICE].create(user_id, data)
+    return json_response(
+        JsonApiDocument[WebhookResource](data=_resource(endpoint, with_secret=True)),
+        status=201,
+        content_type=JSONAPI_CONTENT_TYPE,
+    )
+
+
+@routes.get("/api/v1/users/webhooks")
+async def webhooks(request: web.Request) -> web.Response:
+    found = await request.app[WEBHOOK_SERVICE].endpoints(require_user(request))
+    return json_response(
+        JsonApiDocument[list[WebhookResource]](data=[_resource(e) for e in found]),
+        content_type=JSONAPI_CONTENT_TYPE,
+    )
+
+
+@routes.delete("/api/v1/users/webhooks/{id}")
+async def delete_webhook(request: web.Request) -> web.Response:
+    await request.app[WEBHOOK_SERVICE].delete(require_user(request), request.match_info["id"])
+    return web.Response(status=204)
+
+
+@routes.get("/api/v1/users/webhooks/{id}/deliveries")
+async def deliveries(request: web.Request) -> web.Response:
+    found = await request.app[WEBHOOK_SERVICE].deliveries(
+        require_user(request), request.match_info["id"]
+    )
+    attempts = [item for delivery in found for item in _attempts(delivery)]
+    attempts.sort(key=lambda item: item.attributes.time, reverse=True)
+    return json_response(
+        JsonApiDocument[list[DeliveryResource]](data=attempts), content_type=JSONAPI_CONTENT_TYPE
+    )
