@@ -13,6 +13,7 @@ service's domain errors to status codes with one table.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -24,7 +25,7 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from shared.forms import MalformedBody
+from shared.forms import MalformedBody, read_form
 from shared.identity import IDENTITY_HEADER, Identity, IdentityVerifier, InvalidIdentity
 
 log = structlog.get_logger(__name__)
@@ -219,6 +220,26 @@ class InvalidRequest(Exception):
 
 
 M = TypeVar("M", bound=BaseModel)
+
+
+_JSON_TYPES = frozenset({"application/json", JSONAPI_CONTENT_TYPE})
+
+
+async def read_attributes(request: web.Request) -> dict[str, Any]:
+    """The fields of a JSON:API surface's POST, however a client sends them: a JSON:API
+    document's `data.attributes`, a flat JSON object, or form fields."""
+    if request.content_type in _JSON_TYPES:
+        try:
+            body = json.loads(await request.read() or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise MalformedBody("Request body is not valid JSON") from exc
+        if not isinstance(body, dict):
+            raise MalformedBody("Request body must be a JSON object")
+        data = body.get("data")
+        if isinstance(data, dict) and isinstance(data.get("attributes"), dict):
+            return dict(data["attributes"])
+        return body
+    return dict(await read_form(request))
 
 
 def parse(model: type[M], data: object, location: str) -> M:

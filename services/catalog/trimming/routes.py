@@ -7,11 +7,9 @@ from functools import partial
 from aiohttp import web
 
 from services.catalog.keys import TRIMMING_SERVICE
-from services.catalog.trimming.repository import TrimJob
 from services.catalog.trimming.schemas import (
     ClipAttributes,
     ClipResource,
-    RequestAttributes,
     RequestResource,
     TrimForm,
     UploadedVideoAttributes,
@@ -32,20 +30,6 @@ from shared.http import (
 routes = web.RouteTableDef()
 
 POINTER_BASE = "/data/attributes"
-
-
-def _request(job: TrimJob) -> RequestResource:
-    return RequestResource(
-        id=job.trim_id,
-        attributes=RequestAttributes(
-            status=job.status.value,
-            failure_reason=job.failure_reason,
-            failure_code=job.failure_code,
-            progress=job.progress,
-            eta_seconds=job.eta_seconds,
-            dropped_packets=job.dropped_packets,
-        ),
-    )
 
 
 def _trim_order(received: ReceivedUpload) -> TrimOrder:
@@ -98,7 +82,7 @@ async def clips(request: web.Request) -> web.Response:
 async def requests(request: web.Request) -> web.Response:
     jobs = await request.app[TRIMMING_SERVICE].requests(require_user(request))
     return json_response(
-        JsonApiDocument[list[RequestResource]](data=[_request(job) for job in jobs]),
+        JsonApiDocument[list[RequestResource]](data=[RequestResource.of(job) for job in jobs]),
         content_type=JSONAPI_CONTENT_TYPE,
     )
 
@@ -109,5 +93,6 @@ async def restart(request: web.Request) -> web.Response:
         require_user(request), request.match_info["id"], correlation_id=request[REQUEST_ID]
     )
     return json_response(
-        JsonApiDocument[RequestResource](data=_request(job)), content_type=JSONAPI_CONTENT_TYPE
+        JsonApiDocument[RequestResource](data=RequestResource.of(job)),
+        content_type=JSONAPI_CONTENT_TYPE,
     )

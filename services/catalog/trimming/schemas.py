@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from services.catalog.trimming.repository import TrimJob
+
 # -- the upload form -----------------------------------------------------------
 
 
@@ -159,6 +161,21 @@ class RequestResource(BaseModel):
     type: Literal["requests"] = "requests"
     attributes: RequestAttributes
     relationships: RequestRelationships = RequestRelationships()
+
+    @classmethod
+    def of(cls, job: TrimJob) -> RequestResource:
+        """The trim request as `GET /api/v1/users/requests` shows it."""
+        return cls(
+            id=job.trim_id,
+            attributes=RequestAttributes(
+                status=job.status.value,
+                failure_reason=job.failure_reason,
+                failure_code=job.failure_code,
+                progress=job.progress,
+                eta_seconds=job.eta_seconds,
+                dropped_packets=job.dropped_packets,
+            ),
+        )
 
 
 def hh_mm_ss(seconds: float) -> str:

@@ -3,9 +3,6 @@ domain, render. The secret is rendered only in the response that creates it."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from aiohttp import web
 
 from services.catalog.keys import WEBHOOK_SERVICE
@@ -17,36 +14,18 @@ from services.catalog.webhooks.schemas import (
     WebhookInput,
     WebhookResource,
 )
-from shared.forms import MalformedBody, read_form
 from shared.http import (
     JSONAPI_CONTENT_TYPE,
     JsonApiDocument,
     json_response,
     parse,
+    read_attributes,
     require_user,
 )
 
 routes = web.RouteTableDef()
 
 POINTER_BASE = "/data/attributes"
-_JSON_TYPES = {"application/json", JSONAPI_CONTENT_TYPE}
-
-
-async def _attributes(request: web.Request) -> dict[str, Any]:
-    """A JSON:API document's `data.attributes`, a flat JSON object, or form fields (as
-    auth's JSON:API endpoints read them)."""
-    if request.content_type in _JSON_TYPES:
-        try:
-            body = json.loads(await request.read() or b"{}")
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise MalformedBody("Request body is not valid JSON") from exc
-        if not isinstance(body, dict):
-            raise MalformedBody("Request body must be a JSON object")
-        data = body.get("data")
-        if isinstance(data, dict) and isinstance(data.get("attributes"), dict):
-            return dict(data["attributes"])
-        return body
-    return dict(await read_form(request))
 
 
 def _resource(endpoint: Endpoint, *, with_secret: bool = False) -> WebhookResource:
@@ -94,7 +73,7 @@ def _attempts(delivery: Delivery) -> list[DeliveryResource]:
 @routes.post("/api/v1/users/webhooks")
 async def create_webhook(request: web.Request) -> web.Response:
     user_id = require_user(request)
-    data = parse(WebhookInput, await _attributes(request), POINTER_BASE)
+    data = parse(WebhookInput, await read_attributes(request), POINTER_BASE)
     endpoint = await request.app[WEBHOOK_SERVICE].create(user_id, data)
     return json_response(
         JsonApiDocument[WebhookResource](data=_resource(endpoint, with_secret=True)),

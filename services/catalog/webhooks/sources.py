@@ -18,8 +18,8 @@ from typing import TypeVar
 
 from services.catalog.hosting.repository import Video, VideoRepository, VideoStatus
 from services.catalog.hosting.schemas import UnprocessedVideo, VideoPublic
-from services.catalog.trimming.repository import TrimJob, TrimRepository, TrimStatus
-from services.catalog.trimming.schemas import RequestAttributes, RequestResource
+from services.catalog.trimming.repository import TrimRepository, TrimStatus
+from services.catalog.trimming.schemas import RequestResource
 from services.catalog.webhooks.service import Occurrence
 
 #: How long a handler waits for the state to catch up before handing the message back.
@@ -46,21 +46,6 @@ async def _caught_up(
         if time.monotonic() > deadline:
             raise NotYetApplied("the state change is not stored yet")
         await asyncio.sleep(_POLL_SECONDS)
-
-
-def request_resource(job: TrimJob) -> RequestResource:
-    """The trim request as `GET /api/v1/users/requests` shows it."""
-    return RequestResource(
-        id=job.trim_id,
-        attributes=RequestAttributes(
-            status=job.status.value,
-            failure_reason=job.failure_reason,
-            failure_code=job.failure_code,
-            progress=job.progress,
-            eta_seconds=job.eta_seconds,
-            dropped_packets=job.dropped_packets,
-        ),
-    )
 
 
 class EventSources:
@@ -116,5 +101,5 @@ class EventSources:
             event_type=event_type,
             source_key=f"{event_type}:{trim_id}:{attempt}",
             timestamp=at,
-            data=request_resource(job).model_dump(mode="json", exclude_none=True),
+            data=RequestResource.of(job).model_dump(mode="json", exclude_none=True),
         )
