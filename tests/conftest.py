@@ -101,6 +101,8 @@ def service_env(
         # webhooks: retries within a second, the worker looking every 0.2 s
         "KINO_WEBHOOK_RETRY_SCHEDULE_SECONDS": "[0.3, 0.3, 0.3]",
         "KINO_WEBHOOK_DELIVERY_INTERVAL_SECONDS": "0.2",
+        # live events: an idle stream says it is alive every half second
+        "KINO_EVENT_STREAM_HEARTBEAT_SECONDS": "0.5",
         # Gateways run in process need no admin port of their own (`start_services`
         # gives the stack's gateway one).
         "KINO_GATEWAY_ADMIN_PORT": "0",
@@ -150,6 +152,8 @@ def stack(
         ("catalog", "video-results"),
         ("catalog", "storage-events"),
         ("catalog", "trim-results"),
+        ("catalog", "webhook-events"),
+        ("catalog", "event-log"),
         ("transcoder", "jobs"),
     ):
         main = f"{namespace}.{service}.{subscription}"

@@ -1,6 +1,7 @@
 """The catalog service's app factory: the stores, the users it knows of, and its two
 APIs, each added by its own sub-package (`hosting/`, `trimming/`), plus the webhooks
-that tell their owners about results (`webhooks/`)."""
+that tell their owners about results (`webhooks/`) and the live event stream
+(`events/`)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from services.catalog.errors import (
     VideoNotFailed,
     VideoNotFound,
 )
+from services.catalog.events.app import add_events
 from services.catalog.hosting.app import add_hosting
 from services.catalog.job_slots import JobSlots
 from services.catalog.keys import HOSTING_SERVICE, JOB_SLOTS, TRIMMING_SERVICE, USERS
@@ -78,6 +80,7 @@ def create_app(settings: CatalogSettings) -> web.Application:
     add_hosting(app, settings)
     add_trimming(app, settings)
     add_webhooks(app, settings)
+    add_events(app, settings)
     app.cleanup_ctx.append(
         periodic_task_context("fair-share", FAIR_SHARE_SWEEP_SECONDS, _dispatch_held)
     )

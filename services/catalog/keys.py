@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
+from services.catalog.events.service import LiveEvents
 from services.catalog.hosting.service import HostingService
 from services.catalog.hosting.upload_reconciler import UploadReconciler
 from services.catalog.job_slots import JobSlots
@@ -22,3 +25,8 @@ TRIMMING_SERVICE: web.AppKey[TrimmingService] = web.AppKey("trimming_service", T
 TRIMMING_OUTBOX: web.AppKey[OutboxRelay] = web.AppKey("trimming_outbox", OutboxRelay)
 WEBHOOK_SERVICE: web.AppKey[WebhookService] = web.AppKey("webhook_service", WebhookService)
 WEBHOOK_DELIVERER: web.AppKey[WebhookDeliverer] = web.AppKey("webhook_deliverer", WebhookDeliverer)
+LIVE_EVENTS: web.AppKey[LiveEvents] = web.AppKey("live_events", LiveEvents)
+#: Set at shutdown: open event streams end.
+EVENT_STREAMS_CLOSING: web.AppKey[asyncio.Event] = web.AppKey(
+    "event_streams_closing", asyncio.Event
+)

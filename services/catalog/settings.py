@@ -87,6 +87,18 @@ class CatalogSettings(KinoSettings, MongoSettings, BrokerSettings, StorageSettin
     #: addresses (`KINO_WEBHOOKS_ALLOW_PRIVATE`). Unset: yes in development (local
     #: receivers), no in production.
     webhooks_allow_private: bool | None = None
+    #: Live events (`GET /api/v1/users/events`): how long the log keeps an event for
+    #: replay after a reconnection (`Last-Event-ID`).
+    event_log_retention_seconds: int = Field(default=86400, ge=1)
+    #: A comment line on an idle stream this often, so proxies keep it open.
+    event_stream_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    #: How often an open stream reads the log.
+    event_stream_poll_seconds: float = Field(default=0.3, gt=0)
+
+    @property
+    def event_log_sweep_interval_seconds(self) -> float:
+        """Expired events go within a tenth of the retention (at most 5 minutes late)."""
+        return min(max(self.event_log_retention_seconds / 10, 1.0), 300.0)
 
     @field_validator("webhook_retry_schedule_seconds", mode="before")
     @classmethod

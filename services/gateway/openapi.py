@@ -23,6 +23,8 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaV
 from pydantic_core import core_schema
 
 from services.auth.schemas import RegistrationInput, SessionInput, TokenResource, UserResource
+from services.catalog.events.schemas import CONTENT_TYPE as EVENT_STREAM
+from services.catalog.events.schemas import EventStreamQuery
 from services.catalog.hosting.schemas import (
     ExploreQuery,
     FileUploadSignedInstructions,
@@ -131,6 +133,15 @@ _ADDITION = "Beyond seed 000 (README: Jobs always end)."
 _WEBHOOKS = (
     "Beyond seed 004 (README: Webhooks): `video.ready`, `video.failed`, `trim.done` and "
     "`trim.failed` are POSTed to the caller's endpoints, signed per Standard Webhooks."
+)
+
+_LIVE_EVENTS = (
+    "Beyond seed 004 (README: Live events): a Server-Sent Events stream that stays open. "
+    "Each message is `id: <id>`, `event: <type>` (`video.ready`, `video.failed`, "
+    "`trim.done`, `trim.failed`, `job.progress`) and `data: <JSON>` (the webhook body: "
+    '`{"type", "timestamp", "data"}`); `: keep-alive` comments while idle. Send '
+    "`Last-Event-ID` (or `last_event_id`) to replay what followed that id, from the log "
+    "kept `KINO_EVENT_LOG_RETENTION_SECONDS`; without it the stream starts from now."
 )
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -264,6 +275,13 @@ OPERATIONS: tuple[Operation, ...] = (
          # The seed's 404 is an empty text/html body.
          404: Reply("Not Found", media_type="text/html"),
          422: "The request has not failed"},
+    ),
+    # catalog: live events (README: Live events)
+    Operation(
+        "live_events", "GET", "/api/v1/users/events", "Streams the user's events", "events",
+        {200: Reply("The stream (never ends by itself)", str, media_type=EVENT_STREAM)},
+        query=EventStreamQuery,
+        description=_LIVE_EVENTS,
     ),
     # catalog: webhooks (README: Webhooks)
     Operation(

@@ -80,11 +80,15 @@ def _upstream_url(settings: GatewaySettings, route: Route, request: web.Request)
 
 
 def _limits(settings: GatewaySettings, route: Route) -> Limits:
-    read = (
+    read: float | None = (
         settings.gateway_upload_timeout_seconds
         if route.upload
         else settings.gateway_upstream_timeout_seconds
     )
+    if route.stream:
+        # An event stream is quiet between events and heartbeats for as long as the
+        # client listens: a read timeout would cut it (connecting is still bounded).
+        read = None
     return Limits(
         max_body_bytes=(
             settings.gateway_max_upload_bytes if route.upload else settings.gateway_max_body_bytes

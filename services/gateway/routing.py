@@ -29,15 +29,20 @@ class Route:
     access: Access
     #: Streamed uploads get the upload body limit and timeout.
     upload: bool = False
+    #: Long-lived streams (Server-Sent Events): no upstream read timeout.
+    stream: bool = False
 
 
-def _route(pattern: str, upstream: Upstream, access: Access, *, upload: bool = False) -> Route:
-    return Route(re.compile(pattern), upstream, access, upload)
+def _route(
+    pattern: str, upstream: Upstream, access: Access, *, upload: bool = False, stream: bool = False
+) -> Route:
+    return Route(re.compile(pattern), upstream, access, upload, stream)
 
 
 ROUTES: tuple[Route, ...] = (
     _route(r"^/api/v1/users/(registration|session)$", Upstream.AUTH, Access.PUBLIC),
     _route(r"^/api/v1/users/videos$", Upstream.CATALOG, Access.REQUIRED, upload=True),
+    _route(r"^/api/v1/users/events$", Upstream.CATALOG, Access.REQUIRED, stream=True),
     _route(r"^/api/v1/users/", Upstream.CATALOG, Access.REQUIRED),
     _route(r"^/video/(explore|watch)/?$", Upstream.CATALOG, Access.OPTIONAL),
     _route(r"^/video/user/[^/]+/?$", Upstream.CATALOG, Access.OPTIONAL),
