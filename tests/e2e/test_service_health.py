@@ -90,13 +90,17 @@ async def test_ready_reports_a_store_that_went_down(
     mongo_url = mongo.enter_context(
         run_secantusdb(port=free_port(), storage=None, log_path=tmp_path / "mongo.log")
     ).url
-    # Its own queue prefix: it must not compete with the stack's catalog for events.
+    # Its own queues on its own exchange: it must neither compete with the stack's
+    # catalog for events nor get copies of the stack's results (its webhook and event
+    # log consumers would then work against the MongoDB this test stops).
     prefix = f"{namespace}-outage"
-    for name in ("users", "video-results", "storage-events"):
+    names = ("users", "video-results", "storage-events", "trim-results", "webhook-events")
+    for name in (*names, "event-log"):
         amqp_cleanup.extend(f"{prefix}.catalog.{name}{s}" for s in ("", ".retry", ".dlq"))
     settings = make_settings(
         CatalogSettings,
         mongo_url=mongo_url,
+        amqp_exchange=f"kino.{prefix}",
         amqp_queue_prefix=prefix,
         storage_events_exchange=f"kino.storage.{prefix}",
     )
