@@ -508,12 +508,20 @@ async def survive(
         assert len(clip_list) == len({c["id"] for c in clip_list}) == len(owned.jobs.trims)
     jobs = load + during
     for video in jobs.videos:
-        playback = await asyncio.to_thread(stored, s3, stack.bucket, f"playback/{video}/")
-        # 480x270: two rungs (its own and 240p), each file and playlist made once.
-        assert playback == [
+        # 480x270: two rungs (its own, listed first, and 240p after), each file and
+        # playlist made once.
+        expected = [
             f"playback/{video}/{name}"
             for name in ("240p.m3u8", "240p.mp4", "270p.m3u8", "270p.mp4")
         ]
+
+        async def ladder_stored(
+            prefix: str = f"playback/{video}/", count: int = len(expected)
+        ) -> list[str] | None:
+            playback = await asyncio.to_thread(stored, s3, stack.bucket, prefix)
+            return playback if len(playback) >= count else None
+
+        assert await eventually(ladder_stored, within=60) == expected
     for trim_id in jobs.trims:
         clips = await asyncio.to_thread(stored, s3, stack.bucket, f"clips/{trim_id}")
         assert clips == [f"clips/{trim_id}.mp4"]
