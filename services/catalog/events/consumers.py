@@ -1,7 +1,8 @@
 """Event edges of live events: the transcoder's results and progress, on the log's own
-queue (`event-log`). Results are read against catalog's state by webhooks' own
-`EventSources`, so the stream shows what a webhook would; the message is acked only
-after the log write, which is idempotent per source event."""
+queue (`event-log`). Results go through webhooks' own handlers
+(`webhooks.consumers.on_results`, read against catalog's state), so the stream shows
+what a webhook would; the message is acked only after the log write, which is
+idempotent per source event."""
 
 from __future__ import annotations
 
@@ -9,15 +10,12 @@ from services.catalog.events.schemas import JOB_PROGRESS, JobProgress
 from services.catalog.events.service import LiveEvents
 from services.catalog.hosting.repository import VideoRepository
 from services.catalog.trimming.repository import TrimRepository
+from services.catalog.webhooks.consumers import on_results
 from services.catalog.webhooks.service import Occurrence
 from services.catalog.webhooks.sources import EventSources
 from shared.events import (
     Envelope,
     JobProgressed,
-    TrimCompleted,
-    TrimFailed,
-    VideoFailed,
-    VideoProcessed,
 )
 from shared.messaging import Subscription
 
@@ -27,41 +25,7 @@ def event_log_subscription(
 ) -> Subscription:
     subscription = Subscription("event-log")
 
-    async def record(occurrence: Occurrence | None) -> None:
-        if occurrence is not None:
-            await events.record(occurrence)
-
-    @subscription.on(VideoProcessed)
-    async def video_processed(event: VideoProcessed, envelope: Envelope) -> None:
-        await record(
-            await sources.video_result(
-                event.video_id, event.attempt, ready=True, at=envelope.occurred_at
-            )
-        )
-
-    @subscription.on(VideoFailed)
-    async def video_failed(event: VideoFailed, envelope: Envelope) -> None:
-        await record(
-            await sources.video_result(
-                event.video_id, event.attempt, ready=False, at=envelope.occurred_at
-            )
-        )
-
-    @subscription.on(TrimCompleted)
-    async def trim_completed(event: TrimCompleted, envelope: Envelope) -> None:
-        await record(
-            await sources.trim_result(
-                event.trim_id, event.attempt, done=True, at=envelope.occurred_at
-            )
-        )
-
-    @subscription.on(TrimFailed)
-    async def trim_failed(event: TrimFailed, envelope: Envelope) -> None:
-        await record(
-            await sources.trim_result(
-                event.trim_id, event.attempt, done=False, at=envelope.occurred_at
-            )
-        )
+    on_results(subscription, sources, events.record)
 
     @subscription.on(JobProgressed)
     async def job_progressed(event: JobProgressed, envelope: Envelope) -> None:
@@ -71,7 +35,7 @@ def event_log_subscription(
         progress = JobProgress(
             job=event.job, id=event.id, fraction=event.fraction, eta_seconds=event.eta_seconds
         )
-        await record(
+        await events.record(
             Occurrence(
                 owner=job.user_id,
                 event_type=JOB_PROGRESS,
