@@ -45,6 +45,7 @@ from tests.devstack.stand_in_service import commands
 from tests.e2e.storage_outage import PrivateS3, private_s3
 from tests.polling import eventually
 from tests.shared.rabbitmq_outage import PrivateNode, private_node
+from tests.stack_cleanup import remove_bucket
 
 #: The bridge must announce an upload this soon after storage answered the POST.
 WITHIN_SECONDS = 2.0
@@ -176,13 +177,7 @@ async def bridged(
                     await asyncio.to_thread(stop.close)
     finally:
         await _delete(amqp_url, exchange)
-        await asyncio.to_thread(_remove_bucket, s3, bucket)
-
-
-def _remove_bucket(s3: Minio, bucket: str) -> None:
-    for stored in s3.list_objects(bucket, recursive=True):
-        s3.remove_object(bucket, str(stored.object_name))
-    s3.remove_bucket(bucket)
+        await asyncio.to_thread(remove_bucket, s3, bucket)
 
 
 @pytest.fixture(scope="module")

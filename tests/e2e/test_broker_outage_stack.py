@@ -45,6 +45,7 @@ from tests.e2e.test_trimming_api import post_video, requests_of, trim_form
 from tests.polling import eventually
 from tests.shared.rabbitmq_outage import PrivateNode, private_node
 from tests.shared.test_broker_outage import OUTAGE_SECONDS, QUORUM_SETTLE_SECONDS
+from tests.stack_cleanup import remove_bucket
 from tests.transcoder.media_factory import make_clip
 
 SERVICES = ("gateway", "auth", "catalog", "transcoder")
@@ -135,15 +136,7 @@ def broker_stack(
                 )
                 yield stack
         finally:
-            _remove_bucket(s3, bucket)
-
-
-def _remove_bucket(s3: Minio, bucket: str) -> None:
-    if not s3.bucket_exists(bucket):
-        return
-    for stored in s3.list_objects(bucket, recursive=True):
-        s3.remove_object(bucket, str(stored.object_name))
-    s3.remove_bucket(bucket)
+            remove_bucket(s3, bucket)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aio_pika
 import aiohttp
 import pytest
 from minio import Minio
@@ -36,6 +35,7 @@ from tests.conftest import (
     upload_to_storage,
 )
 from tests.polling import eventually
+from tests.stack_cleanup import delete_exchanges, remove_bucket
 from tests.transcoder.media_factory import make_clip
 
 #: Catalog must have picked the upload up this soon after storage answered the POST.
@@ -85,27 +85,10 @@ async def quiet_reconciler(
             yield running, prefix
         finally:
             await asyncio.to_thread(stop.close)
-            await _delete_exchanges(
-                stores, env["KINO_AMQP_EXCHANGE"], env["KINO_STORAGE_EVENTS_EXCHANGE"]
+            await delete_exchanges(
+                stores.amqp_url, env["KINO_AMQP_EXCHANGE"], env["KINO_STORAGE_EVENTS_EXCHANGE"]
             )
-            await asyncio.to_thread(_remove_bucket, s3, env["KINO_S3_BUCKET"])
-
-
-async def _delete_exchanges(stores: StoreEndpoints, *names: str) -> None:
-    connection = await aio_pika.connect(stores.amqp_url)
-    async with connection:
-        for name in names:
-            channel = await connection.channel()
-            with contextlib.suppress(aio_pika.exceptions.ChannelClosed):
-                await channel.exchange_delete(name)
-
-
-def _remove_bucket(s3: Minio, bucket: str) -> None:
-    if not s3.bucket_exists(bucket):
-        return
-    for stored in s3.list_objects(bucket, recursive=True):
-        s3.remove_object(bucket, str(stored.object_name))
-    s3.remove_bucket(bucket)
+            await asyncio.to_thread(remove_bucket, s3, env["KINO_S3_BUCKET"])
 
 
 async def test_an_upload_is_picked_up_from_the_notification_not_the_listing(

@@ -37,6 +37,7 @@ from devstack.supervisor import RestartPolicy, Supervisor, answers_ready
 from tests.conftest import Account, make_user, my_videos, upload_video
 from tests.e2e.test_trimming_api import post_video, requests_of, trim_form
 from tests.polling import eventually
+from tests.stack_cleanup import delete_exchanges, remove_bucket
 from tests.transcoder.media_factory import make_clip
 
 #: Small, so that case 2 reaches it with two kills.
@@ -135,27 +136,10 @@ async def crash_stack(
             )
         finally:
             await asyncio.to_thread(stop.close)  # stops the transcoder `processes` holds now
-            await _delete_exchanges(
-                stores, env["KINO_AMQP_EXCHANGE"], env["KINO_STORAGE_EVENTS_EXCHANGE"]
+            await delete_exchanges(
+                stores.amqp_url, env["KINO_AMQP_EXCHANGE"], env["KINO_STORAGE_EVENTS_EXCHANGE"]
             )
-            await asyncio.to_thread(_remove_bucket, s3, env["KINO_S3_BUCKET"])
-
-
-async def _delete_exchanges(stores: StoreEndpoints, *names: str) -> None:
-    connection = await aio_pika.connect(stores.amqp_url)
-    async with connection:
-        for name in names:
-            channel = await connection.channel()
-            with contextlib.suppress(aio_pika.exceptions.ChannelClosed):
-                await channel.exchange_delete(name)
-
-
-def _remove_bucket(s3: Minio, bucket: str) -> None:
-    if not s3.bucket_exists(bucket):
-        return
-    for stored in s3.list_objects(bucket, recursive=True):
-        s3.remove_object(bucket, str(stored.object_name))
-    s3.remove_bucket(bucket)
+            await asyncio.to_thread(remove_bucket, s3, env["KINO_S3_BUCKET"])
 
 
 @dataclass
