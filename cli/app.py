@@ -186,7 +186,12 @@ def explore(
     stdout.print(table)
 
 
-@app.command()
+#: A hash_id may begin with "-" (its alphabet is URL-safe base64), so commands that
+#: take one pass an unknown "-…" word on as the argument rather than refuse it.
+HASH_ID_ARGUMENT = {"ignore_unknown_options": True}
+
+
+@app.command(context_settings=HASH_ID_ARGUMENT)
 def watch(
     ctx: typer.Context,
     hash_id: str,
@@ -209,7 +214,7 @@ def watch(
     typer.echo(f"thumbnail_url: {record.video.thumbnail_url or ''}")
 
 
-@app.command("rm")
+@app.command("rm", context_settings=HASH_ID_ARGUMENT)
 def remove(ctx: typer.Context, hash_id: str) -> None:
     """Delete one of your videos (not while it is processing)."""
     with _settings(ctx).client() as client:

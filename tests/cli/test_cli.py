@@ -149,6 +149,12 @@ async def test_a_wrong_password_is_one_line(
         (("trim", "missing.mp4", "--start", "0", "--duration", "1"), "no such file"),
         (("upload", "missing.mp4"), "no such file"),
         (("--url", "http://127.0.0.1:9", "explore"), "cannot reach Kino at http://127.0.0.1:9"),
+        # A hash_id may begin with "-": it is still the argument, not an unknown option.
+        (
+            ("--url", "http://127.0.0.1:9", "watch", "-tWx3_9aB0c", "--user", "someone"),
+            "cannot reach Kino",
+        ),
+        (("rm", "-tWx3_9aB0c"), "not signed in"),
     ],
 )
 async def test_failures_are_one_line(
