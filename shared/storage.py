@@ -8,6 +8,11 @@ Presigned URLs are handed to clients, so they are signed for the endpoint
 clients reach (`KINO_S3_PUBLIC_ENDPOINT`), which may differ from the one the
 services use. Signing is an offline computation: the region is configured, so
 the SDK never asks the store for it.
+
+Clients' resumable uploads are S3 multipart uploads driven by Kino: it creates,
+lists, completes and aborts them, and presigns a PUT per part. The SDK exposes those
+S3 calls only as underscore methods of `Minio` (its own `put_object` uses them); they
+are wrapped here, in one place, so an SDK change shows in one file.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from urllib.parse import urlsplit
 
 import urllib3
 from minio import Minio
-from minio.datatypes import PostPolicy
+from minio.datatypes import Part, PostPolicy
 from minio.deleteobjects import DeleteObject
 from minio.error import MinioException, S3Error
 
@@ -44,6 +49,25 @@ class StoredObject:
     key: str
     size: int
     last_modified: datetime
+
+
+@dataclass(frozen=True)
+class StoredPart:
+    """A part of a multipart upload that storage holds."""
+
+    number: int
+    size: int
+    etag: str
+    stored_at: datetime
+
+
+@dataclass(frozen=True)
+class OpenMultipartUpload:
+    """A multipart upload begun and neither completed nor aborted."""
+
+    key: str
+    upload_id: str
+    initiated: datetime
 
 
 @dataclass(frozen=True)
@@ -123,6 +147,107 @@ class Storage:
     def download_url(self, key: str, expires: timedelta) -> str:
         """A presigned GET (HTTP Range works on it) valid for `expires`."""
         return self._signer.presigned_get_object(self.bucket, key, expires=expires)
+
+    def part_upload_url(self, key: str, upload_id: str, number: int, expires: timedelta) -> str:
+        """A presigned PUT of part `number` of a multipart upload, valid for `expires`."""
+        return self._signer.get_presigned_url(
+            "PUT",
+            self.bucket,
+            key,
+            expires=expires,
+            extra_query_params={"partNumber": str(number), "uploadId": upload_id},
+        )
+
+    # -- multipart uploads -----------------------------------------------------
+
+    async def begin_multipart(self, key: str, content_type: str) -> str:
+        """Begin a multipart upload of `key`; returns its upload id."""
+        return await asyncio.to_thread(
+            self._client._create_multipart_upload,
+            self.bucket,
+            key,
+            {"Content-Type": content_type},
+        )
+
+    async def stored_parts(self, key: str, upload_id: str) -> list[StoredPart]:
+        """The parts stored so far, by number. A part sent again replaces the earlier
+        one, but SeaweedFS lists both (in no set order) until the upload completes.
+        `ObjectMissing` if the upload is gone (completed or aborted)."""
+
+        def run() -> list[StoredPart]:
+            parts: list[StoredPart] = []
+            marker: str | None = None
+            while True:
+                page = self._client._list_parts(
+                    self.bucket, key, upload_id, part_number_marker=marker
+                )
+                parts += [
+                    StoredPart(
+                        p.part_number,
+                        p.size or 0,
+                        p.etag,
+                        p.last_modified or datetime.now(UTC),
+                    )
+                    for p in page.parts
+                ]
+                if not page.is_truncated or not page.next_part_number_marker:
+                    return parts
+                marker = page.next_part_number_marker
+
+        try:
+            return await asyncio.to_thread(run)
+        except S3Error as exc:
+            if exc.code == "NoSuchUpload":
+                raise ObjectMissing(key) from exc
+            raise
+
+    async def complete_multipart(self, key: str, upload_id: str, parts: list[StoredPart]) -> None:
+        """Join the parts into the object `key`."""
+        listed = [Part(part.number, part.etag) for part in parts]
+        try:
+            await asyncio.to_thread(
+                self._client._complete_multipart_upload, self.bucket, key, upload_id, listed
+            )
+        except S3Error as exc:
+            if exc.code == "NoSuchUpload":
+                raise ObjectMissing(key) from exc
+            raise
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        """Abort the upload and drop its parts; one already gone is not an error."""
+        try:
+            await asyncio.to_thread(
+                self._client._abort_multipart_upload, self.bucket, key, upload_id
+            )
+        except S3Error as exc:
+            if exc.code != "NoSuchUpload":
+                raise
+
+    async def open_multipart_uploads(self, prefix: str) -> list[OpenMultipartUpload]:
+        def run() -> list[OpenMultipartUpload]:
+            found: list[OpenMultipartUpload] = []
+            key_marker: str | None = None
+            upload_marker: str | None = None
+            while True:
+                page = self._client._list_multipart_uploads(
+                    self.bucket,
+                    prefix=prefix,
+                    key_marker=key_marker,
+                    upload_id_marker=upload_marker,
+                )
+                found += [
+                    OpenMultipartUpload(
+                        upload.object_name,
+                        upload.upload_id or "",
+                        upload.initiated_time or datetime.now(UTC),
+                    )
+                    for upload in page.uploads
+                ]
+                if not page.is_truncated:
+                    return found
+                key_marker, upload_marker = page.next_key_marker, page.next_upload_id_marker
+
+        return await asyncio.to_thread(run)
 
     # -- objects ---------------------------------------------------------------
 

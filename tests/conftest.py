@@ -34,6 +34,8 @@ S = TypeVar("S", bound=BaseSettings)
 PASSWORD = "correct horse battery"
 #: Hosting upload limit of the session's catalog (small, so tests can exceed it).
 UPLOAD_LIMIT = 8 * 1024 * 1024
+#: Resumable uploads' part size: S3's least, so a file within the limit has two parts.
+PART_SIZE = 5 * 1024 * 1024
 
 
 @pytest.fixture(scope="session")
@@ -95,6 +97,7 @@ def service_env(
         "KINO_AUTH_LOGIN_LIMIT_PER_EMAIL": "3",
         "KINO_LOG_LEVEL": "DEBUG",
         "KINO_UPLOAD_MAX_SIZE_BYTES": str(UPLOAD_LIMIT),
+        "KINO_UPLOAD_PART_SIZE_BYTES": str(PART_SIZE),
         "KINO_UPLOAD_RECONCILE_INTERVAL_SECONDS": "0.5",
         "KINO_STORAGE_EVENTS_EXCHANGE": f"kino.storage.{namespace}",
         "KINO_PAGE_SIZE": "3",

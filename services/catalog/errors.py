@@ -35,6 +35,16 @@ class UploadGone(Exception):
         )
 
 
+class UploadExpired(Exception):
+    def __init__(self) -> None:
+        super().__init__("The upload expired before it was completed; start a new one")
+
+
+class UploadIncomplete(Exception):
+    """Completing a multipart upload whose parts are not all stored, or not of the
+    agreed sizes (the message says which); the client sends them and completes again."""
+
+
 class InvalidUploadRequest(Exception):
     """Unusable file name or content type (the message says which)."""
 

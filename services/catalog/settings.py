@@ -37,6 +37,9 @@ class CatalogSettings(KinoSettings, MongoSettings, BrokerSettings, StorageSettin
     upload_valid_file_types: tuple[str, ...] = DEFAULT_VIDEO_TYPES
     #: How long upload instructions stay valid.
     upload_policy_ttl_seconds: int = Field(default=3600, ge=60)
+    #: Part size of resumable (multipart) uploads; raised for a file that would need
+    #: more than S3's 10 000 parts. S3 refuses parts under 5 MiB but the last.
+    upload_part_size_bytes: int = Field(default=16 * 1024**2, ge=5 * 1024**2, le=5 * 1024**3)
     #: How often the upload reconciler lists the incoming prefix.
     upload_reconcile_interval_seconds: float = Field(default=5.0, gt=0)
     #: Fair share: media jobs one owner may have at the transcoder at once (hosting and

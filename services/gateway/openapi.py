@@ -28,7 +28,12 @@ from services.catalog.events.schemas import EventStreamQuery
 from services.catalog.hosting.schemas import (
     ExploreQuery,
     FileUploadSignedInstructions,
+    MultipartUploadBody,
+    MultipartUploadRecord,
+    MultipartUploadState,
     PageQuery,
+    PartNumberPath,
+    PartUploadUrl,
     PlaylistLinkQuery,
     UnprocessedVideo,
     UploadQuery,
@@ -118,6 +123,8 @@ class Operation:
     query: type[BaseModel] | None = None
     body: Body | None = None
     description: str | None = None
+    #: The path parameters' types, where not all are plain strings.
+    path_model: type[BaseModel] | None = None
 
     @property
     def path_params(self) -> list[str]:
@@ -142,6 +149,11 @@ _LIVE_EVENTS = (
     '`{"type", "timestamp", "data"}`); `: keep-alive` comments while idle. Send '
     "`Last-Event-ID` (or `last_event_id`) to replay what followed that id, from the log "
     "kept `KINO_EVENT_LOG_RETENTION_SECONDS`; without it the stream starts from now."
+)
+
+_RESUMABLE = (
+    "Beyond seed 000 (README: Resumable uploads): an S3 multipart upload straight to "
+    "storage, one presigned PUT per part, resumable after an interruption."
 )
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -205,6 +217,42 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "upload_config", "GET", "/video/upload/config", "Get Video Upload Config", "hosting",
         {200: Reply("Successful Response", VideoUploadConfigRecord)},
+    ),
+    Operation(
+        "begin_multipart_upload", "POST", "/video/upload/multipart",
+        "Begin A Resumable Upload", "hosting",
+        {201: Reply("Created: send the parts, then complete", MultipartUploadRecord),
+         400: "Bad Request", 413: "Payload Too Large", 422: "Validation Error"},
+        body=Body(MultipartUploadBody, (JSON,)),
+        description=_RESUMABLE,
+    ),
+    Operation(
+        "multipart_upload", "GET", "/video/upload/multipart/{hash_id}",
+        "Get A Resumable Upload's Stored Parts", "hosting",
+        {200: Reply("Successful Response", MultipartUploadState), 404: "Not Found",
+         410: "The upload expired"},
+        description=_RESUMABLE,
+    ),
+    Operation(
+        "part_upload_url", "GET", "/video/upload/multipart/{hash_id}/parts/{part_number}",
+        "Get A Part's Upload URL", "hosting",
+        {200: Reply("Successful Response", PartUploadUrl), 400: "Bad Request",
+         404: "Not Found", 410: "The upload expired", 422: "Validation Error"},
+        path_model=PartNumberPath,
+        description=_RESUMABLE,
+    ),
+    Operation(
+        "complete_multipart_upload", "POST", "/video/upload/multipart/{hash_id}/complete",
+        "Complete A Resumable Upload", "hosting",
+        {202: Reply("Accepted: processing starts", UnprocessedVideo), 404: "Not Found",
+         409: "Parts are missing or of the wrong size", 410: "The upload expired"},
+        description=_RESUMABLE,
+    ),
+    Operation(
+        "abort_multipart_upload", "DELETE", "/video/upload/multipart/{hash_id}",
+        "Abort A Resumable Upload", "hosting",
+        {204: Reply("Aborted: its parts and its video are gone"), 404: "Not Found"},
+        description=_RESUMABLE,
     ),
     Operation(
         "my_videos", "GET", "/video/my/", "Get Authenticated User Videos", "hosting",
@@ -415,9 +463,10 @@ _HEADERS: dict[str, tuple[str, type]] = {
 
 
 def _parameters(op: Operation) -> list[dict[str, Any]]:
-    path_schema = TypeAdapter(str).json_schema()
+    typed = op.path_model.model_json_schema()["properties"] if op.path_model else {}
+    string = TypeAdapter(str).json_schema()
     params: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": path_schema}
+        {"name": name, "in": "path", "required": True, "schema": typed.get(name, string)}
         for name in op.path_params
     ]
     if op.query is not None:

@@ -58,6 +58,7 @@ def _hosting_policy(settings: CatalogSettings) -> HostingPolicy:
         max_size_bytes=settings.upload_max_size_bytes,
         valid_file_types=settings.upload_valid_file_types,
         upload_ttl=timedelta(seconds=settings.upload_policy_ttl_seconds),
+        part_size=settings.upload_part_size_bytes,
         url_ttl=timedelta(seconds=settings.presigned_url_ttl_seconds),
         page_size=settings.page_size,
         public_url=settings.public_url.rstrip("/"),

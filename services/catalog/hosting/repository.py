@@ -8,8 +8,9 @@ same update (`shared.outbox.guarded_transition`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -32,6 +33,24 @@ class VideoStatus(StrEnum):
     PROCESSED = "processed"  # listed
     FAILED = "failed"
     DELETED = "deleted"  # tombstone until its `video.deleted` event is out
+
+
+@dataclass(frozen=True)
+class MultipartUpload:
+    """A resumable upload: the S3 multipart upload the client sends the file's parts
+    to, each `part_size` bytes but the last."""
+
+    upload_id: str
+    size: int
+    part_size: int
+
+    @property
+    def parts(self) -> int:
+        return math.ceil(self.size / self.part_size)
+
+    def part_bytes(self, number: int) -> int:
+        """The size part `number` (from 1) must have."""
+        return min(self.part_size, self.size - (number - 1) * self.part_size)
 
 
 @dataclass(frozen=True)
@@ -80,6 +99,8 @@ class Video:
     ladder_failure_reason: str | None = None
     #: Counts the ladder's changes: a change is made to the version it was read at.
     ladder_version: int = 0
+    #: Uploaded in parts (resumable), not with the POST policy.
+    multipart: MultipartUpload | None = None
 
     @property
     def job_id(self) -> str:
@@ -131,6 +152,7 @@ class Video:
             ladder_eta_seconds=doc.get("ladder_eta_seconds"),
             ladder_failure_reason=doc.get("ladder_failure_reason"),
             ladder_version=doc.get("ladder_version", 0),
+            multipart=MultipartUpload(**doc["multipart"]) if doc.get("multipart") else None,
         )
 
 
@@ -180,6 +202,7 @@ class VideoRepository(MediaJobRepository[Video]):
             [("status", ASCENDING), ("upload_expires_at", ASCENDING)]
         )
         await self.collection.create_index("upload_key")
+        await self.collection.create_index("multipart.upload_id", sparse=True)
 
     async def insert(self, video: Video) -> None:
         document: Document = {
@@ -196,6 +219,8 @@ class VideoRepository(MediaJobRepository[Video]):
             "is_private": video.is_private,
             OUTBOX_FIELD: [],
         }
+        if video.multipart is not None:
+            document["multipart"] = asdict(video.multipart)
         try:
             await self.collection.insert_one(document)
         except DuplicateKeyError as exc:
@@ -316,6 +341,18 @@ class VideoRepository(MediaJobRepository[Video]):
             {"status": VideoStatus.PENDING.value, "upload_expires_at": {"$lt": now}}
         )
         return [Video.from_document(doc) async for doc in cursor]
+
+    async def live_multipart_uploads(self, upload_ids: list[str], now: datetime) -> set[str]:
+        """Of these multipart upload ids, those of pending uploads not expired yet."""
+        cursor = self.collection.find(
+            {
+                "status": VideoStatus.PENDING.value,
+                "multipart.upload_id": {"$in": upload_ids},
+                "upload_expires_at": {"$gte": now},
+            },
+            {"multipart.upload_id": 1},
+        )
+        return {doc["multipart"]["upload_id"] async for doc in cursor}
 
     async def failed_upload_keys(self, keys: list[str], failed_before: datetime) -> list[str]:
         """Of these upload keys, those of videos that failed before `failed_before`."""

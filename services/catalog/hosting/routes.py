@@ -13,10 +13,16 @@ from services.catalog.hosting.schemas import (
     ExploreQuery,
     FileUploadSignedInstructions,
     LadderPublic,
+    MultipartUploadBody,
+    MultipartUploadRecord,
+    MultipartUploadState,
     PageQuery,
+    PartNumberPath,
+    PartUploadUrl,
     PlaylistLinkQuery,
     RungPublic,
     UnprocessedVideo,
+    UploadedPart,
     UploadQuery,
     UserVideosList,
     VideoPublic,
@@ -44,6 +50,14 @@ def _page(hosting: HostingService, page: VideoPage) -> web.Response:
     )
 
 
+async def _json_body(request: web.Request) -> object:
+    """The JSON body; None (a validation error for the model) if it is not JSON."""
+    try:
+        return json.loads(await request.read() or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
 @routes.get("/video/upload/config")
 async def upload_config(request: web.Request) -> web.Response:
     require_user(request)
@@ -64,6 +78,54 @@ async def upload_instructions(request: web.Request) -> web.Response:
         user_id, query.file_content_type, query.file_name
     )
     return json_response(FileUploadSignedInstructions(url=form.url, signatures=form.fields))
+
+
+@routes.post("/video/upload/multipart")
+async def begin_multipart_upload(request: web.Request) -> web.Response:
+    user_id = require_user(request)
+    body = parse(MultipartUploadBody, await _json_body(request), "body")
+    video, multipart = await request.app[HOSTING_SERVICE].begin_multipart_upload(
+        user_id, body.file_content_type, body.file_name, body.size
+    )
+    return json_response(MultipartUploadRecord.of(video, multipart), status=201)
+
+
+@routes.get("/video/upload/multipart/{hash_id}")
+async def multipart_upload(request: web.Request) -> web.Response:
+    video, multipart, parts = await request.app[HOSTING_SERVICE].multipart_upload(
+        require_user(request), request.match_info["hash_id"]
+    )
+    record = MultipartUploadRecord.of(video, multipart)
+    uploaded = [UploadedPart(part_number=p.number, size=p.size, etag=p.etag) for p in parts]
+    return json_response(MultipartUploadState(**vars(record), uploaded_parts=uploaded))
+
+
+@routes.get("/video/upload/multipart/{hash_id}/parts/{part_number}")
+async def part_upload_url(request: web.Request) -> web.Response:
+    user_id = require_user(request)
+    path = parse(PartNumberPath, dict(request.match_info), "path")
+    url, video = await request.app[HOSTING_SERVICE].part_upload_url(
+        user_id, path.hash_id, path.part_number
+    )
+    return json_response(
+        PartUploadUrl(part_number=path.part_number, url=url, expires_at=video.upload_expires_at)
+    )
+
+
+@routes.post("/video/upload/multipart/{hash_id}/complete")
+async def complete_multipart_upload(request: web.Request) -> web.Response:
+    video = await request.app[HOSTING_SERVICE].complete_multipart_upload(
+        require_user(request), request.match_info["hash_id"], correlation_id=request[REQUEST_ID]
+    )
+    return json_response(UnprocessedVideo.of(video), status=202)
+
+
+@routes.delete("/video/upload/multipart/{hash_id}")
+async def abort_multipart_upload(request: web.Request) -> web.Response:
+    await request.app[HOSTING_SERVICE].abort_multipart_upload(
+        require_user(request), request.match_info["hash_id"]
+    )
+    return web.Response(status=204)
 
 
 @routes.get("/video/my/")
@@ -87,11 +149,7 @@ async def my_videos(request: web.Request) -> web.Response:
 @routes.put("/video/my/{hash_id}")
 async def update_video(request: web.Request) -> web.Response:
     user_id = require_user(request)
-    try:
-        payload = json.loads(await request.read() or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        payload = None
-    body = parse(VideoUpdateBody, payload, "body")
+    body = parse(VideoUpdateBody, await _json_body(request), "body")
     await request.app[HOSTING_SERVICE].update(
         user_id,
         request.match_info["hash_id"],

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_serializer
 
-from services.catalog.hosting.repository import Video, VideoStatus
+from services.catalog.hosting.repository import MultipartUpload, Video, VideoStatus
 
 
 def _iso_utc(moment: datetime | None) -> str | None:
@@ -62,6 +62,24 @@ class PlaylistLinkQuery(BaseModel):
     signature: str | None = None
 
 
+class MultipartUploadBody(BaseModel):
+    """A resumable upload: the file's name, type and exact size (limits as for the POST
+    policy)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    file_name: str
+    file_content_type: str
+    size: int = Field(ge=1)
+
+
+class PartNumberPath(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    hash_id: str
+    part_number: int = Field(ge=1)
+
+
 class VideoUpdateBody(BaseModel):
     """PUT body: only these three fields change; any other field sent is ignored."""
 
@@ -83,6 +101,57 @@ class VideoUploadConfigRecord(BaseModel):
 class FileUploadSignedInstructions(BaseModel):
     url: str
     signatures: dict[str, str]
+
+
+class _ExpiresAt(BaseModel):
+    @field_serializer("expires_at", check_fields=False)
+    def _serialize_expiry(self, moment: datetime) -> str | None:
+        return _iso_utc(moment)
+
+
+class MultipartUploadRecord(_ExpiresAt):
+    """A resumable upload begun: send `parts` parts of `part_size` bytes (the last one
+    the rest) to the URLs of `/video/upload/multipart/{hash_id}/parts/{n}`, then
+    complete it, all before `expires_at`."""
+
+    hash_id: str
+    upload_id: str
+    part_size: int
+    parts: int
+    size: int
+    expires_at: datetime
+
+    @classmethod
+    def of(cls, video: Video, multipart: MultipartUpload) -> MultipartUploadRecord:
+        return cls(
+            hash_id=video.hash_id,
+            upload_id=multipart.upload_id,
+            part_size=multipart.part_size,
+            parts=multipart.parts,
+            size=multipart.size,
+            expires_at=video.upload_expires_at,
+        )
+
+
+class UploadedPart(BaseModel):
+    part_number: int
+    size: int
+    etag: str
+
+
+class MultipartUploadState(MultipartUploadRecord):
+    """A resumable upload in progress: the parts storage holds (to resume, send the
+    others)."""
+
+    uploaded_parts: list[UploadedPart]
+
+
+class PartUploadUrl(_ExpiresAt):
+    """Where to PUT one part: the part's bytes as the body, nothing else needed."""
+
+    part_number: int
+    url: str
+    expires_at: datetime
 
 
 class VideoPublic(_Timestamps):

@@ -20,7 +20,10 @@ import structlog
 from services.catalog.errors import (
     InvalidUploadRequest,
     StillProcessing,
+    UploadExpired,
     UploadGone,
+    UploadIncomplete,
+    UploadTooLarge,
     UserNotFound,
     VideoIsPrivate,
     VideoNotFailed,
@@ -28,7 +31,13 @@ from services.catalog.errors import (
 )
 from services.catalog.hosting.cursor import CursorCodec, PagePosition
 from services.catalog.hosting.playlist_links import PlaylistLinks
-from services.catalog.hosting.repository import HashIdTaken, Video, VideoRepository, VideoStatus
+from services.catalog.hosting.repository import (
+    HashIdTaken,
+    MultipartUpload,
+    Video,
+    VideoRepository,
+    VideoStatus,
+)
 from services.catalog.job_slots import JobSlots, video_job
 from services.catalog.media_jobs import STALLED_REASON, MediaJobLifecycle
 from services.catalog.users import UserDirectory
@@ -46,11 +55,20 @@ from shared.events import (
 )
 from shared.object_keys import rendition_file_name, upload_key, uploaded_video_id
 from shared.outbox import OutboxRelay
-from shared.storage import ObjectMissing, Storage, UploadForm
+from shared.storage import (
+    ObjectMissing,
+    Storage,
+    StoredPart,
+    UploadForm,
+    is_storage_failure,
+)
 
 log = structlog.get_logger(__name__)
 
 MAX_FILE_NAME_BYTES = 255
+#: S3's limit on the parts of one multipart upload.
+MAX_MULTIPART_PARTS = 10_000
+MIB = 1024 * 1024
 #: A ladder change read-modify-writes its video; a concurrent change makes it read again.
 _LADDER_UPDATE_TRIES = 3
 _FORBIDDEN_NAME_CHARACTERS = frozenset("/\\")
@@ -63,9 +81,17 @@ class HostingPolicy:
     upload_ttl: timedelta
     url_ttl: timedelta
     page_size: int
+    #: Resumable uploads' part size, before `part_size_for` raises it for a large file.
+    part_size: int
     #: Where clients reach the gateway: playlist links start with it (empty: where the
     #: request reached it).
     public_url: str
+
+    def part_size_for(self, size: int) -> int:
+        """The configured part size, or, for a file it would split in more parts than
+        S3 allows, the next whole MiB that keeps it within."""
+        needed = -(-size // MAX_MULTIPART_PARTS)
+        return max(self.part_size, -(-needed // MIB) * MIB)
 
 
 @dataclass(frozen=True)
@@ -95,6 +121,42 @@ def validate_file_name(file_name: str) -> str:
     if name in {".", ".."}:
         raise InvalidUploadRequest("file_name is not a file name")
     return name
+
+
+def _current_parts(multipart: MultipartUpload, listed: list[StoredPart]) -> list[StoredPart]:
+    """One part per number. Where storage lists a part sent twice (SeaweedFS does),
+    the one of the agreed size is the resend that fixed it; else the latest."""
+
+    def rank(part: StoredPart) -> tuple[bool, datetime]:
+        fits = part.number <= multipart.parts and part.size == multipart.part_bytes(part.number)
+        return fits, part.stored_at
+
+    current: dict[int, StoredPart] = {}
+    for part in listed:
+        if part.number not in current or rank(part) >= rank(current[part.number]):
+            current[part.number] = part
+    return [current[number] for number in sorted(current)]
+
+
+def _check_parts(multipart: MultipartUpload, parts: list[StoredPart]) -> None:
+    """Every part stored, each of the agreed size, so the file is exactly `size` bytes
+    (within the upload limit, as the POST policy's size range ensures)."""
+    stored = {part.number: part for part in parts}
+    missing = [n for n in range(1, multipart.parts + 1) if n not in stored]
+    if missing:
+        listed = ", ".join(map(str, missing[:10])) + (", …" if len(missing) > 10 else "")
+        raise UploadIncomplete(f"Parts not uploaded yet: {listed}")
+    for number in range(1, multipart.parts + 1):
+        expected = multipart.part_bytes(number)
+        if stored[number].size != expected:
+            raise UploadIncomplete(
+                f"Part {number} is {stored[number].size} bytes; it must be {expected} bytes"
+            )
+    extra = sorted(n for n in stored if n > multipart.parts)
+    if extra:
+        raise UploadIncomplete(
+            f"The file has {multipart.parts} parts; part {extra[0]} is not one of them"
+        )
 
 
 def new_hash_id() -> str:
@@ -127,15 +189,110 @@ class HostingService(MediaJobLifecycle[Video]):
     async def request_upload(
         self, user_id: str, content_type: str, file_name: str
     ) -> tuple[Video, UploadForm]:
+        video = await self._insert_pending(user_id, content_type, file_name, size=None)
+        form = self._storage.upload_form(
+            video.upload_key,
+            content_type=content_type,
+            max_bytes=self.policy.max_size_bytes,
+            expires_at=video.upload_expires_at,
+        )
+        return video, form
+
+    async def begin_multipart_upload(
+        self, user_id: str, content_type: str, file_name: str, size: int
+    ) -> tuple[Video, MultipartUpload]:
+        """A resumable upload of a file of `size` bytes, sent in parts (S3 multipart)."""
+        if size > self.policy.max_size_bytes:
+            raise UploadTooLarge(self.policy.max_size_bytes)
+        video = await self._insert_pending(user_id, content_type, file_name, size=size)
+        return await self._pending_multipart(user_id, video.hash_id)
+
+    async def multipart_upload(
+        self, user_id: str, hash_id: str
+    ) -> tuple[Video, MultipartUpload, list[StoredPart]]:
+        """The owner's resumable upload still in progress, and the parts storage holds."""
+        video, multipart = await self._pending_multipart(user_id, hash_id)
+        try:
+            listed = await self._storage.stored_parts(video.upload_key, multipart.upload_id)
+        except ObjectMissing:
+            raise UploadExpired from None  # aborted by the reconciler
+        return video, multipart, _current_parts(multipart, listed)
+
+    async def part_upload_url(self, user_id: str, hash_id: str, number: int) -> tuple[str, Video]:
+        """A presigned PUT for part `number`, valid until the upload expires."""
+        video, multipart = await self._pending_multipart(user_id, hash_id)
+        if not 1 <= number <= multipart.parts:
+            raise InvalidUploadRequest(f"part number must be from 1 to {multipart.parts}")
+        valid_for = max(video.upload_expires_at - datetime.now(UTC), timedelta(seconds=1))
+        url = self._storage.part_upload_url(
+            video.upload_key, multipart.upload_id, number, valid_for
+        )
+        return url, video
+
+    async def complete_multipart_upload(
+        self, user_id: str, hash_id: str, *, correlation_id: str | None
+    ) -> Video:
+        """Join the parts and start processing. Completing again changes nothing."""
+        video = await self._videos.get(hash_id)
+        if (
+            video is not None
+            and video.user_id == user_id
+            and video.multipart is not None
+            and video.status is not VideoStatus.PENDING
+        ):
+            return video
+        video, multipart = await self._pending_multipart(user_id, hash_id)
+        try:
+            listed = await self._storage.stored_parts(video.upload_key, multipart.upload_id)
+            parts = _current_parts(multipart, listed)
+            _check_parts(multipart, parts)
+            await self._storage.complete_multipart(video.upload_key, multipart.upload_id, parts)
+        except ObjectMissing:
+            pass  # completed concurrently: the object is there (else it was aborted)
+        if not await self._storage.exists(video.upload_key):
+            raise UploadExpired
+        arrived = await self.upload_arrived(
+            video.upload_key, multipart.size, datetime.now(UTC), correlation_id=correlation_id
+        )
+        return arrived or await self._videos.get(hash_id) or video
+
+    async def abort_multipart_upload(self, user_id: str, hash_id: str) -> None:
+        """Give the resumable upload up: its parts are dropped, the video is gone."""
+        video, _ = await self._pending_multipart(user_id, hash_id, expired_too=True)
+        if not await self._delete(video, from_status=VideoStatus.PENDING, correlation_id=None):
+            raise VideoNotFound
+
+    async def _pending_multipart(
+        self, user_id: str, hash_id: str, *, expired_too: bool = False
+    ) -> tuple[Video, MultipartUpload]:
+        video = await self._videos.get(hash_id)
+        if (
+            video is None
+            or video.user_id != user_id
+            or video.multipart is None
+            or video.status is not VideoStatus.PENDING
+        ):
+            raise VideoNotFound
+        if not expired_too and video.upload_expires_at <= datetime.now(UTC):
+            raise UploadExpired
+        return video, video.multipart
+
+    async def _insert_pending(
+        self, user_id: str, content_type: str, file_name: str, *, size: int | None
+    ) -> Video:
+        """A new pending video; given a `size`, with a multipart upload begun for it."""
         if content_type not in self.policy.valid_file_types:
             raise InvalidUploadRequest(
                 f"file_content_type must be one of: {', '.join(self.policy.valid_file_types)}"
             )
         name = validate_file_name(file_name)
         now = datetime.now(UTC)
-        expires_at = now + self.policy.upload_ttl
         for _ in range(3):
             hash_id = new_hash_id()
+            multipart = None
+            if size is not None:
+                upload_id = await self._storage.begin_multipart(upload_key(hash_id), content_type)
+                multipart = MultipartUpload(upload_id, size, self.policy.part_size_for(size))
             video = Video(
                 hash_id=hash_id,
                 user_id=user_id,
@@ -144,23 +301,17 @@ class HostingService(MediaJobLifecycle[Video]):
                 status=VideoStatus.PENDING,
                 upload_key=upload_key(hash_id),
                 upload_time=now,
-                upload_expires_at=expires_at,
+                upload_expires_at=now + self.policy.upload_ttl,
                 title=name,
+                multipart=multipart,
             )
             try:
                 await self._videos.insert(video)
-                break
+                return video
             except HashIdTaken:
-                continue
-        else:
-            raise RuntimeError("could not allocate a unique hash_id")
-        form = self._storage.upload_form(
-            video.upload_key,
-            content_type=content_type,
-            max_bytes=self.policy.max_size_bytes,
-            expires_at=expires_at,
-        )
-        return video, form
+                if multipart is not None:
+                    await self._storage.abort_multipart(video.upload_key, multipart.upload_id)
+        raise RuntimeError("could not allocate a unique hash_id")
 
     async def upload_arrived(
         self, key: str, size: int, at: datetime, *, correlation_id: str | None = None
@@ -457,7 +608,19 @@ class HostingService(MediaJobLifecycle[Video]):
         if deleted is None:
             return False
         await self._publish(video.hash_id)
+        if video.multipart is not None and video.status is VideoStatus.PENDING:
+            await self._drop_parts(video, video.multipart)
         return True
+
+    async def _drop_parts(self, video: Video, multipart: MultipartUpload) -> None:
+        """Abort a deleted video's multipart upload; if storage cannot be reached now,
+        the reconciler aborts it once the upload's time is up."""
+        try:
+            await self._storage.abort_multipart(video.upload_key, multipart.upload_id)
+        except Exception as exc:
+            if not is_storage_failure(exc):
+                raise
+            log.warning("multipart upload left to the reconciler", video_id=video.hash_id)
 
     def _slot(self, job: Video) -> str:
         return video_job(job.hash_id)

@@ -30,6 +30,7 @@ class ReconcileReport:
     orphans_removed: int
     tombstones_purged: int
     failed_sources_removed: int
+    multipart_aborted: int
 
 
 class UploadReconciler:
@@ -74,9 +75,34 @@ class UploadReconciler:
             list(objects), failed_before=now - self._failed_source_retention
         )
         await self._storage.remove(retired)
+        aborted = await self._abort_abandoned_multipart_uploads(now)
         report = ReconcileReport(
-            arrived, expired, len(orphans), await self._videos.purge_tombstones(), len(retired)
+            arrived,
+            expired,
+            len(orphans),
+            await self._videos.purge_tombstones(),
+            len(retired),
+            aborted,
         )
         if any(vars(report).values()):
             log.info("upload reconciler", **vars(report))
         return report
+
+    async def _abort_abandoned_multipart_uploads(self, now: datetime) -> int:
+        """Abort the multipart uploads no pending video within its time claims: their
+        parts take space and, unlike a POST, never become an object by themselves
+        (MinIO's lifecycle rule does not expire them). One of a video that expired or
+        was deleted goes at once; one no video names yet (it is begun just before its
+        video is stored) only once its time would be up."""
+        uploads = await self._storage.open_multipart_uploads(INCOMING_PREFIX)
+        live = await self._videos.live_multipart_uploads([u.upload_id for u in uploads], now)
+        known = await self._videos.known_upload_keys([u.key for u in uploads])
+        abandoned = [
+            upload
+            for upload in uploads
+            if upload.upload_id not in live
+            and (upload.key in known or now - upload.initiated > self._orphan_age)
+        ]
+        for upload in abandoned:
+            await self._storage.abort_multipart(upload.key, upload.upload_id)
+        return len(abandoned)
