@@ -22,6 +22,7 @@ from shared.identity import IdentityVerifier
 from shared.keys import OUTBOX_BACKLOG
 from shared.logging import configure_logging
 from shared.outbox import outbox_backlog_gauge
+from shared.tracing import HttpRoute, canonical_route, trace_as, tracing_context, tracing_middleware
 
 
 def new_service_app(
@@ -32,18 +33,30 @@ def new_service_app(
     verify_identity: bool = True,
     client_max_size: int = 1024**2,
     health_routes: bool = True,
+    http_route: HttpRoute = canonical_route,
 ) -> web.Application:
-    """An app with request ids, metrics, the error table, gateway-identity checks and
-    the health routes. Only `HEALTH_PATHS` and `open_paths` skip the identity check;
-    the gateway itself (`verify_identity=False`) is where identities are made, and
-    serves the health routes on its admin port instead (`health_routes=False`)."""
+    """An app with tracing, request ids, metrics, the error table, gateway-identity
+    checks and the health routes. Only `HEALTH_PATHS` and `open_paths` skip the identity
+    check; the gateway itself (`verify_identity=False`) is where identities are made,
+    and where traces begin (`tracing_middleware(public=True)`), and serves the health
+    routes on its admin port instead (`health_routes=False`). `http_route` names a
+    request's route in its span (the route's template by default)."""
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)  # CPU, memory, open files of this process
-    middlewares = [request_id_middleware, metrics_middleware(registry), error_middleware(errors)]
+    middlewares = [
+        # Outermost: the span covers the whole request, and sees the final status.
+        tracing_middleware(public=not verify_identity, http_route=http_route),
+        request_id_middleware,
+        metrics_middleware(registry),
+        error_middleware(errors),
+    ]
     if verify_identity:
         verifier = IdentityVerifier(settings.internal_secret.get_secret_value())
         middlewares.append(identity_middleware(verifier, (*HEALTH_PATHS, *open_paths)))
     app = web.Application(client_max_size=client_max_size, middlewares=middlewares)
+    # First, so the provider is there for every client opened after it and is flushed
+    # after they closed.
+    app.cleanup_ctx.append(tracing_context)
     app.on_response_prepare.append(add_request_id_header)
     add_health_state(app, registry)
     if health_routes:
@@ -66,7 +79,8 @@ def run_service(
     settings_factory: Callable[[], KinoSettings],
     create_app: Callable[..., web.Application],
 ) -> None:
-    """Build settings from the environment, configure logging, serve until SIGTERM/SIGINT.
+    """Build settings from the environment, configure logging and tracing (spans named
+    after `service`), serve until SIGTERM/SIGINT.
 
     Configuration errors and a port in use (`PortTaken`, or the service's own port) end
     the process with one clear line.
@@ -77,6 +91,7 @@ def run_service(
         sys.exit(f"{service}: invalid configuration: {exc}")
     configure_logging(service, json=settings.is_production, level=settings.log_level)
     app = create_app(settings)
+    trace_as(app, service)
     try:
         web.run_app(
             app,

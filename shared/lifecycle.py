@@ -16,6 +16,7 @@ from shared.messaging import connected_broker
 from shared.mongo import mongo_database, ping
 from shared.outbox import OutboxRelay
 from shared.storage import open_storage
+from shared.tracing import TRACER_PROVIDER
 
 log = structlog.get_logger(__name__)
 
@@ -43,7 +44,9 @@ def broker_context(settings: BrokerSettings, service: str) -> CleanupContext:
     whose jobs are long, stops its consumers earlier, with a grace period.)"""
 
     async def context(app: web.Application) -> AsyncIterator[None]:
-        async with connected_broker(settings, service, app[METRICS_REGISTRY]) as broker:
+        async with connected_broker(
+            settings, service, app[METRICS_REGISTRY], tracer_provider=app.get(TRACER_PROVIDER)
+        ) as broker:
             app[BROKER] = broker
 
             app[READINESS].add("broker", broker.is_consuming)

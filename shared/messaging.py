@@ -22,6 +22,11 @@ unacked, so the broker redelivers it: handlers must be idempotent.
 After a lost connection or channel, the publisher's channel and every consumer are
 opened again by the broker itself (`Broker._restore`); `Broker.is_consuming` (the
 readiness check) tells whether every consumer is back.
+
+Tracing (`shared/tracing.py`): publishing is a PRODUCER span `publish <type>` whose
+context goes into the message's `traceparent` header; consuming runs the handler in a
+CONSUMER span `process <type>` continuing that context. Retries and dead letters are
+copies with the same headers, so every delivery of an event is a child of its publish.
 """
 
 from __future__ import annotations
@@ -42,9 +47,13 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import ValidationError
 
+from shared import tracing
 from shared.config import BrokerSettings
 from shared.events import EVENT_TYPES, Envelope, Event
 
@@ -176,10 +185,17 @@ class Broker:
     """A service's connection to the broker: publishing and consuming."""
 
     def __init__(
-        self, settings: BrokerSettings, service: str, registry: CollectorRegistry | None = None
+        self,
+        settings: BrokerSettings,
+        service: str,
+        registry: CollectorRegistry | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
+        """`tracer_provider`: the service's (`shared.tracing.TRACER_PROVIDER`); without
+        one, the API's global provider (the process's, see `tracing_context`)."""
         self._settings = settings
         self._service = service
+        self._tracer = trace.get_tracer(tracing.SCOPE, tracer_provider=tracer_provider)
         self._handled = Counter(
             "events_handled",
             "Messages consumed, by queue, event type and outcome (acked, retried, dead_lettered)",
@@ -308,17 +324,33 @@ class Broker:
         await self.publish_envelope(envelope)
         return envelope
 
-    async def publish_envelope(self, envelope: Envelope) -> None:
+    async def publish_envelope(self, envelope: Envelope, *, context: Context | None = None) -> None:
         """Publish persistently and wait for the broker's confirm.
 
-        Not `mandatory`: an event nobody subscribes to yet is not an error.
+        Not `mandatory`: an event nobody subscribes to yet is not an error. The PRODUCER
+        span is a child of `context` (the outbox's record of where the event was made),
+        else of the current span.
         """
         _ensure_known(envelope)
-        await self._exchange_or_raise().publish(
-            _message(envelope),
-            routing_key=envelope.type,
-            mandatory=False,
-        )
+        with self._tracer.start_as_current_span(
+            f"publish {envelope.type}",
+            context=context,
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "rabbitmq",
+                "messaging.operation.type": "send",
+                "messaging.operation.name": "publish",
+                "messaging.destination.name": self._settings.amqp_exchange,
+                "messaging.rabbitmq.destination.routing_key": envelope.type,
+                "messaging.message.id": str(envelope.id),
+                "messaging.message.conversation_id": envelope.correlation_id or "",
+            },
+        ):
+            await self._exchange_or_raise().publish(
+                _message(envelope, tracing.current_trace_headers()),
+                routing_key=envelope.type,
+                mandatory=False,
+            )
 
     # -- consuming -------------------------------------------------------------
 
@@ -402,9 +434,37 @@ class Broker:
     async def _handle(
         self, subscription: Subscription, names: QueueNames, message: AbstractIncomingMessage
     ) -> None:
+        """Settle one message inside a CONSUMER span continuing its publisher's trace."""
+        with self._tracer.start_as_current_span(
+            f"process {message.routing_key}",
+            context=tracing.extract(message.headers),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "rabbitmq",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": message.exchange or "amq.default",
+                "messaging.destination.subscription.name": names.main,
+                "messaging.rabbitmq.destination.routing_key": message.routing_key or "",
+                "messaging.message.id": message.message_id or "",
+                "messaging.message.conversation_id": message.correlation_id or "",
+                "kino.attempt": _attempt(message),
+            },
+        ) as span:
+            await self._settle(subscription, names, message, span)
+
+    async def _settle(
+        self,
+        subscription: Subscription,
+        names: QueueNames,
+        message: AbstractIncomingMessage,
+        span: Span,
+    ) -> None:
         attempt = _attempt(message)
         try:
             envelope = subscription.decode(message.body)
+            # A retried message comes back with its queue as routing key: name the span
+            # after the event.
+            span.update_name(f"process {envelope.type}")
             route = subscription.routes[envelope.type]
             event = route.model.model_validate(envelope.data)
         except (ValidationError, KeyError, ValueError) as exc:
@@ -412,6 +472,7 @@ class Broker:
             given_up = GivenUp(f"schema: {exc}")
             await self._dead_letter(subscription, names, message, _envelope_of(message), given_up)
             self._handled.labels(names.main, "invalid", "dead_lettered").inc()
+            _span_outcome(span, "dead_lettered", exc)
             return
         with structlog.contextvars.bound_contextvars(
             request_id=envelope.correlation_id, event_type=envelope.type, event_id=str(envelope.id)
@@ -422,22 +483,26 @@ class Broker:
                 given_up = GivenUp(f"the worker died {deaths} times on this job", worker_died=True)
                 await self._dead_letter(subscription, names, message, envelope, given_up)
                 self._handled.labels(names.main, envelope.type, "dead_lettered").inc()
+                _span_outcome(span, "dead_lettered", None)
                 return
+            error: Exception | None = None
             try:
                 await route.handler(event, envelope)
             except PermanentFailure as exc:
                 log.warning("handler refused message", queue=names.main, error=str(exc))
                 given_up = GivenUp(f"permanent: {exc}", error=exc)
                 await self._dead_letter(subscription, names, message, envelope, given_up)
-                outcome = "dead_lettered"
+                outcome, error = "dead_lettered", exc
             except Exception as exc:
                 outcome = await self._retry_or_dead_letter(
                     subscription, names, message, envelope, attempt, exc
                 )
+                error = exc
             else:
                 await message.ack()
                 outcome = "acked"
             self._handled.labels(names.main, envelope.type, outcome).inc()
+            _span_outcome(span, outcome, error)
 
     async def _retry_or_dead_letter(
         self,
@@ -615,9 +680,10 @@ def _copy(message: AbstractIncomingMessage, extra_headers: dict[str, Any]) -> ai
     )
 
 
-def _message(envelope: Envelope) -> aio_pika.Message:
+def _message(envelope: Envelope, headers: dict[str, str]) -> aio_pika.Message:
     return aio_pika.Message(
         envelope.model_dump_json().encode(),
+        headers=dict(headers),
         content_type=JSON,
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         message_id=str(envelope.id),
@@ -625,6 +691,17 @@ def _message(envelope: Envelope) -> aio_pika.Message:
         type=envelope.type,
         timestamp=envelope.occurred_at,
     )
+
+
+def _span_outcome(span: Span, outcome: str, error: Exception | None) -> None:
+    """What became of the message; a handler's failure (retried or not) is an error."""
+    span.set_attribute("kino.message.outcome", outcome)
+    if error is not None:
+        span.record_exception(error)
+        span.set_attribute("error.type", type(error).__qualname__)
+        span.set_status(Status(StatusCode.ERROR, str(error)[:200]))
+    elif outcome == "dead_lettered":
+        span.set_status(Status(StatusCode.ERROR, "dead-lettered"))
 
 
 def _is_closed(channel: AbstractChannel | None) -> bool:
@@ -653,9 +730,12 @@ def _attempt(message: AbstractIncomingMessage) -> int:
 
 @contextlib.asynccontextmanager
 async def connected_broker(
-    settings: BrokerSettings, service: str, registry: CollectorRegistry | None = None
+    settings: BrokerSettings,
+    service: str,
+    registry: CollectorRegistry | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> AsyncIterator[Broker]:
-    broker = Broker(settings, service, registry)
+    broker = Broker(settings, service, registry, tracer_provider)
     await broker.connect()
     try:
         yield broker

@@ -6,6 +6,10 @@ even without multi-document transactions. The events are then published with
 confirms and pulled from the document. If the process dies or the broker is down
 in between, `OutboxRelay.sweep` (run periodically) publishes what is left.
 Consumers are idempotent, so the rare duplicate after a crash is harmless.
+
+Each entry keeps the trace context it was made in (`trace`: the W3C `traceparent`
+and `tracestate`), so an event the sweep publishes minutes later still continues the
+trace of the request or message that caused it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
+from shared import tracing
 from shared.events import Envelope
 from shared.messaging import Broker
 
@@ -28,12 +33,17 @@ OUTBOX_FIELD = "outbox"
 
 
 def outbox_entry(envelope: Envelope) -> dict[str, Any]:
-    """The value to `$push` (or insert) into a document's outbox."""
-    return {
+    """The value to `$push` (or insert) into a document's outbox, with the current
+    trace context (none when there is no span)."""
+    entry: dict[str, Any] = {
         "id": str(envelope.id),
         "at": envelope.occurred_at,
         "envelope": envelope.model_dump(mode="json"),
     }
+    trace_headers = tracing.current_trace_headers()
+    if trace_headers:
+        entry["trace"] = trace_headers
+    return entry
 
 
 async def guarded_transition(
@@ -134,7 +144,11 @@ class OutboxRelay:
     async def _publish(self, document: dict[str, Any]) -> int:
         entries = document.get(OUTBOX_FIELD) or []
         for entry in entries:
-            await self._broker.publish_envelope(Envelope.model_validate(entry["envelope"]))
+            await self._broker.publish_envelope(
+                Envelope.model_validate(entry["envelope"]),
+                # Made in no span (or before entries kept one): the current context.
+                context=tracing.extract(entry["trace"]) if entry.get("trace") else None,
+            )
             await self._collection.update_one(
                 {"_id": document["_id"]}, {"$pull": {OUTBOX_FIELD: {"id": entry["id"]}}}
             )

@@ -16,6 +16,7 @@ from services.gateway.keys import (
     TOKEN_VERIFIER,
 )
 from services.gateway.openapi import document_bytes
+from services.gateway.proxy import http_route
 from services.gateway.routes import routes
 from services.gateway.settings import GatewaySettings
 from services.gateway.static_files import STATIC_DIR
@@ -32,7 +33,11 @@ SERVICE = "gateway"
 def create_app(settings: GatewaySettings) -> web.Application:
     # Bodies are streamed by the proxy, which enforces its own limits. The health routes
     # are not on the public port: a public path there is proxied or a 404.
-    app = new_service_app(settings, errors={}, verify_identity=False, health_routes=False)
+    # Traces begin here (`verify_identity=False`: a public edge), each request's span
+    # named after the routing table's entry it is forwarded by.
+    app = new_service_app(
+        settings, errors={}, verify_identity=False, health_routes=False, http_route=http_route
+    )
     app[SETTINGS] = settings
     app[IDENTITY_SIGNER] = IdentitySigner(settings.internal_secret.get_secret_value())
     # Built at start (a broken document stops the start, not a request); the same bytes

@@ -3,10 +3,17 @@
 Headers are rebuilt, not passed through: hop-by-hop headers, `Authorization` (the
 gateway has consumed it) and every client-sent identity header are dropped; the
 gateway adds its signed identity assertion, the request id and forwarding headers.
+
+Tracing: each forward is a CLIENT span, child of the gateway's SERVER span, and its
+context replaces whatever trace headers the client sent (`traceparent`, `tracestate`,
+`baggage`): the service continues the gateway's trace, never one a client named (the
+gateway's SERVER span only links to a client's `traceparent`, see
+`shared.tracing.tracing_middleware`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
@@ -14,7 +21,11 @@ import aiohttp
 import structlog
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from yarl import URL
 
+from services.gateway.routing import match
+from shared import tracing
 from shared.http import REQUEST_ID_HEADER, ErrorStyle
 from shared.identity import IDENTITY_HEADER
 
@@ -57,6 +68,8 @@ _IDENTITY_HEADERS = frozenset(
         "forwarded",
     }
 )
+#: Trace context a client sent: replaced by the gateway's own.
+_TRACE_HEADERS = frozenset({*tracing.TRACE_HEADERS, "baggage"})
 
 
 class BodyTooLarge(Exception):
@@ -85,10 +98,17 @@ class Limits:
 def upstream_request_headers(
     incoming: Mapping[str, str], forwarding: Forwarding
 ) -> CIMultiDict[str]:
+    """The forwarded request's headers; its trace context is the current one (the
+    forward's CLIENT span), never the client's."""
     headers: CIMultiDict[str] = CIMultiDict()
     for name, value in incoming.items():
         lowered = name.lower()
-        if lowered in _HOP_BY_HOP or lowered in _IDENTITY_HEADERS or lowered.startswith("x-kino-"):
+        if (
+            lowered in _HOP_BY_HOP
+            or lowered in _IDENTITY_HEADERS
+            or lowered in _TRACE_HEADERS
+            or lowered.startswith("x-kino-")
+        ):
             continue
         headers.add(name, value)
     headers[IDENTITY_HEADER] = forwarding.identity_assertion
@@ -96,7 +116,28 @@ def upstream_request_headers(
     headers["X-Forwarded-For"] = forwarding.client_address
     headers["X-Forwarded-Host"] = forwarding.host
     headers["X-Forwarded-Proto"] = forwarding.scheme
+    headers.update(tracing.current_trace_headers())
     return headers
+
+
+def route_template(path: str) -> str | None:
+    """The routing table's entry for `path` as a span's route: fixed alternatives as
+    matched, other segments `{id}`, a prefix entry ending in `*`
+    (`/video/user/{id}/`, `/api/v1/users/session`, `/video/*`); None off the table."""
+    route = match(path)
+    found = route.pattern.match(path) if route is not None else None
+    if route is None or found is None:
+        return None
+    groups = iter(found.groups())
+    template = re.sub(r"\([^()]*\)", lambda _: next(groups, None) or "", route.pattern.pattern)
+    template = template.replace("[^/]+", "{id}").replace("/?", "/").removeprefix("^")
+    return template.removesuffix("$") if template.endswith("$") else template + "*"
+
+
+def http_route(request: web.Request) -> str | None:
+    """A gateway request's route for its spans: the routing table's entry for a
+    proxied path (the gateway's own route is one catch-all), else the gateway's route."""
+    return route_template(request.path) or tracing.canonical_route(request)
 
 
 def _response_headers(upstream: CIMultiDictProxy[str]) -> CIMultiDict[str]:
@@ -126,7 +167,47 @@ async def forward(
     limits: Limits,
     style: ErrorStyle,
 ) -> web.StreamResponse:
-    """Proxy one request; 413 over the body limit, 502 upstream down, 504 upstream silent."""
+    """Proxy one request; 413 over the body limit, 502 upstream down, 504 upstream silent.
+
+    A CLIENT span covers it, upstream response streamed back included; its context is
+    the `traceparent` the service gets."""
+    route = http_route(request)
+    upstream = URL(url)
+    with tracing.tracer_of(request).start_as_current_span(
+        f"{request.method} {route}" if route else request.method,
+        kind=SpanKind.CLIENT,
+        attributes={
+            "http.request.method": request.method,
+            "server.address": upstream.host or "",
+            "server.port": upstream.port or 0,
+            "url.full": url,
+        },
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        try:
+            response = await _forward(request, session, url, forwarding, limits, style, span)
+        except Exception as exc:
+            span.record_exception(exc)
+            span.set_attribute("error.type", type(exc).__qualname__)
+            span.set_status(Status(StatusCode.ERROR))
+            raise
+        if response.status >= 400:
+            # A client's span is an error from 4xx on (semantic conventions).
+            span.set_attribute("error.type", str(response.status))
+            span.set_status(Status(StatusCode.ERROR))
+        return response
+
+
+async def _forward(
+    request: web.Request,
+    session: aiohttp.ClientSession,
+    url: str,
+    forwarding: Forwarding,
+    limits: Limits,
+    style: ErrorStyle,
+    span: Span,
+) -> web.StreamResponse:
     too_large = style.error(413, f"Request body exceeds {limits.max_body_bytes} bytes")
     if request.content_length is not None and request.content_length > limits.max_body_bytes:
         return too_large
@@ -144,6 +225,7 @@ async def forward(
             timeout=limits.timeout,
             auto_decompress=False,
         ) as upstream:
+            span.set_attribute("http.response.status_code", upstream.status)
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
             response.headers.extend(_response_headers(upstream.headers))
             if upstream.content_length is not None:
