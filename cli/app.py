@@ -122,10 +122,20 @@ def upload(
     title: Annotated[str | None, typer.Option(help="Its title (default: the file name).")] = None,
     private: Annotated[bool, typer.Option("--private", help="List it for you only.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Follow processing until listed.")] = False,
+    resumable: Annotated[
+        bool | None,
+        typer.Option(
+            "--resumable/--single-request",
+            help="Send it in parts, resumable by running the command again "
+            "(default: for files over 64 MiB).",
+        ),
+    ] = None,
 ) -> None:
     """Upload a video straight to storage; prints its hash_id."""
     with _settings(ctx).client() as client:
-        prepared = hosting.PreparedUpload.prepare(client, file, title=title, private=private)
+        prepared = hosting.PreparedUpload.prepare(
+            client, file, title=title, private=private, resumable=resumable
+        )
         with progress.transfer(f"uploading {file.name}", prepared.size) as advance:
             prepared.send(client, advance)
         if wait:

@@ -19,11 +19,14 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from cli.errors import NOT_SIGNED_IN, KinoError
-from cli.multipart import MultipartBody, OnSent
+from cli.events import ServerEvent, server_events
+from cli.multipart import CHUNK_SIZE, MultipartBody, OnSent
 from cli.schemas import (
     Clip,
     Document,
+    MultipartUpload,
     MyVideos,
+    PartUrl,
     Resource,
     TokenAttributes,
     TrimRequest,
@@ -83,6 +86,22 @@ def _error_detail(response: httpx.Response) -> str:
     if message := re.search(r"<Message>(.*?)</Message>", response.text, re.S):
         return message[1]
     return response.text or response.reason_phrase
+
+
+def _check_storage(response: httpx.Response, what: str) -> None:
+    if response.is_error:
+        detail = _one_line(_error_detail(response))
+        raise KinoError(f"storage refused {what}: {detail} (HTTP {response.status_code})")
+
+
+def _reached(where: str, lines: Iterator[str]) -> Iterator[str]:
+    """`lines`, with a broken connection a `KinoError` as elsewhere."""
+    try:
+        yield from lines
+    except httpx.TimeoutException:
+        raise KinoError(f"{where} went silent") from None
+    except httpx.HTTPError as error:
+        raise KinoError(f"talking to {where} failed: {_one_line(str(error))}") from None
 
 
 class KinoClient:
@@ -208,9 +227,44 @@ class KinoClient:
             response = self._storage.post(
                 instructions.url, content=body.chunks(on_sent), headers=body.headers
             )
-        if response.is_error:
-            detail = _one_line(_error_detail(response))
-            raise KinoError(f"storage refused the upload: {detail} (HTTP {response.status_code})")
+        _check_storage(response, "the upload")
+
+    def begin_multipart(self, content_type: str, file_name: str, size: int) -> MultipartUpload:
+        """Creates a pending video whose file is to be sent in parts."""
+        body = {"file_name": file_name, "file_content_type": content_type, "size": size}
+        response = self._call("POST", "/video/upload/multipart", Auth.REQUIRED, json=body)
+        return self._parse(MultipartUpload, response)
+
+    def multipart_upload(self, hash_id: str) -> MultipartUpload | None:
+        """A resumable upload of the account still in progress, with the parts stored;
+        None if `hash_id` is no such upload (a POST upload, done, expired, aborted)."""
+        headers = self._headers(Auth.REQUIRED)
+        with self._reaching(f"Kino at {self.base_url}"):
+            response = self._gateway.get(f"/video/upload/multipart/{hash_id}", headers=headers)
+        if response.status_code in {404, 410}:
+            return None
+        self._check(response, Auth.REQUIRED)
+        return self._parse(MultipartUpload, response)
+
+    def put_part(self, hash_id: str, number: int, data: bytes, on_sent: OnSent) -> None:
+        """PUT one part straight to storage, at the presigned URL Kino gives for it."""
+        path = f"/video/upload/multipart/{hash_id}/parts/{number}"
+        url = self._parse(PartUrl, self._call("GET", path, Auth.REQUIRED)).url
+
+        def chunks() -> Iterator[bytes]:
+            for start in range(0, len(data), CHUNK_SIZE):
+                chunk = data[start : start + CHUNK_SIZE]
+                yield chunk
+                on_sent(len(chunk))
+
+        # A stated length: storage refuses a part sent with chunked encoding.
+        headers = {"Content-Length": str(len(data))}
+        with self._reaching("storage"):
+            response = self._storage.put(url, content=chunks(), headers=headers)
+        _check_storage(response, f"part {number}")
+
+    def complete_multipart(self, hash_id: str) -> None:
+        self._call("POST", f"/video/upload/multipart/{hash_id}/complete", Auth.REQUIRED)
 
     def update_video(
         self, hash_id: str, *, title: str | None = None, is_private: bool | None = None
@@ -269,6 +323,29 @@ class KinoClient:
     def clips(self) -> list[Clip]:
         response = self._call("GET", "/api/v1/users/videos", Auth.REQUIRED)
         return self._parse(Document[list[Clip]], response).data
+
+    # -- live events --------------------------------------------------------------
+
+    @contextmanager
+    def events(self, last_event_id: str | None = None) -> Iterator[Iterator[ServerEvent]]:
+        """The account's live event stream, open once this returns (a later event is
+        not missed); after `last_event_id`, when given, the events that followed it."""
+        headers = self._headers(Auth.REQUIRED)
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = last_event_id
+        # No read timeout of its own: idle, the stream still sends a heartbeat.
+        timeout = httpx.Timeout(IO_TIMEOUT, connect=CONNECT_TIMEOUT)
+        where = f"Kino at {self.base_url}"
+        with (
+            self._reaching(where),
+            self._gateway.stream(
+                "GET", "/api/v1/users/events", headers=headers, timeout=timeout
+            ) as response,
+        ):
+            if response.is_error:
+                response.read()
+            self._check(response, Auth.REQUIRED)
+            yield server_events(_reached(where, response.iter_lines()))
 
     # -- storage ----------------------------------------------------------------
 

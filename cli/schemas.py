@@ -39,6 +39,32 @@ class UploadInstructions(_Answer):
         return self.signatures["key"].rsplit("/", 1)[-1]
 
 
+class UploadedPart(_Answer):
+    part_number: int
+    size: int
+    #: S3's ETag of the part: the MD5 of its bytes (hex), on stores that do not encrypt.
+    etag: str
+
+
+class MultipartUpload(_Answer):
+    """A resumable upload: `parts` parts of `part_size` bytes, the last one the rest."""
+
+    hash_id: str
+    part_size: int
+    parts: int
+    size: int
+    uploaded_parts: list[UploadedPart] = []
+
+    def part_range(self, number: int) -> tuple[int, int]:
+        """Where part `number` (from 1) starts in the file, and its length."""
+        start = (number - 1) * self.part_size
+        return start, min(self.part_size, self.size - start)
+
+
+class PartUrl(_Answer):
+    url: str
+
+
 class Video(_Answer):
     hash_id: str
     user_id: str

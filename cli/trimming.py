@@ -8,10 +8,12 @@ from pathlib import Path
 
 from cli.client import KinoClient
 from cli.errors import KinoError
-from cli.hosting import POLL_SECONDS
 from cli.multipart import OnSent
 from cli.progress import JobReport
 from cli.schemas import Clip, TrimRequest
+
+#: Seconds between two looks at a request's state.
+POLL_SECONDS = 0.5
 
 
 def request_trim(

@@ -15,7 +15,9 @@ import aiohttp
 import av
 import pytest
 
-from tests.conftest import PASSWORD, Account, make_user, unique_email
+from cli import hosting
+from cli.client import KinoClient
+from tests.conftest import PASSWORD, Account, make_user, unique_email, upload_video
 from tests.transcoder.media_factory import make_clip
 
 #: The console script `pip install -e .` puts beside the interpreter.
@@ -162,3 +164,67 @@ async def test_failures_are_one_line(
 ) -> None:
     run = await kino(*args, url=gateway_url, config=tmp_path)
     assert expected in one_line_failure(run)
+
+
+async def test_an_interrupted_upload_resumes_where_storage_left_it(
+    gateway_url: str, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    config = tmp_path / "config"
+    # Lossless, so a short clip is big enough for two parts.
+    clip = make_clip(
+        tmp_path / "long-take.mp4",
+        seconds=3.5,
+        size=(1280, 720),
+        video_options={"qp": "0", "preset": "ultrafast"},
+    )
+    data = clip.read_bytes()
+    email = unique_email("cli-resume")
+    succeeded(await kino("register", "--email", email, url=gateway_url, config=config))
+    token = json.loads((config / "sessions.json").read_text())[gateway_url]["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+
+    # An earlier try got the first part across, and the second one damaged.
+    body = {"file_name": clip.name, "file_content_type": "video/mp4", "size": len(data)}
+    async with http.post(f"{gateway_url}/video/upload/multipart", json=body, headers=auth) as r:
+        assert r.status == 201, await r.text()
+        begun = await r.json()
+    assert begun["parts"] == 2
+    base = f"{gateway_url}/video/upload/multipart/{begun['hash_id']}"
+    first, second = data[: begun["part_size"]], data[begun["part_size"] :]
+    for number, part in ((1, first), (2, bytes(len(second)))):
+        async with http.get(f"{base}/parts/{number}", headers=auth) as r:
+            url = (await r.json())["url"]
+        async with http.put(url, data=part) as stored:
+            assert stored.status == 200
+
+    run = succeeded(
+        await kino("upload", str(clip), "--resumable", "--wait", url=gateway_url, config=config)
+    )
+    assert run.stdout.strip() == begun["hash_id"]
+    assert f"Resuming the upload of {clip.name}" in run.stderr
+    async with http.get(f"{gateway_url}/video/my/", headers=auth) as r:
+        mine = await r.json()
+    [video] = mine["videos"]
+    assert (video["hash_id"], mine["unprocessed_videos"]) == (begun["hash_id"], [])
+    assert video["duration_seconds"] in {3, 4}  # 3.5 s, decoded whole: part 2 was sent again
+
+
+async def test_waiting_follows_the_live_event_stream(
+    gateway_url: str, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    account = await make_user(http, gateway_url)
+    # 4:4:4, which browsers do not play: its first rung is encoded, not copied.
+    clip = make_clip(tmp_path / "walk.mp4", seconds=10.0, size=(960, 540), pix_fmt="yuv444p")
+    hash_id = await upload_video(http, gateway_url, account, clip.read_bytes())
+    reports: list[tuple[float | None, str]] = []
+
+    def follow() -> str:
+        with KinoClient(gateway_url, account.token) as client:
+            report = lambda fraction, state: reports.append((fraction, state))  # noqa: E731
+            return hosting.wait_until_listed(client, hash_id, report).hash_id
+
+    assert await asyncio.to_thread(follow) == hash_id
+    # The state is read once, when the stream opens: not listed yet then, so what
+    # ended the wait was the stream's `video.ready`.
+    assert reports[0][1] != "listed"
+    assert reports[-1] == (1.0, "listed")
