@@ -185,7 +185,14 @@ async def test_a_listed_video_is_posted_signed_to_its_owners_endpoints_only(
     assert payload["data"]["hash_id"] == hash_id
     assert payload["data"]["user_id"] == owner.id
     assert payload["data"]["listing_time"]
-    _, attempts = await deliveries(http, gateway_url, owner, created["id"])
+
+    async def settled() -> list[dict[str, Any]] | None:
+        """The attempts once the worker recorded the answer (just after it came)."""
+        _, attempts = await deliveries(http, gateway_url, owner, created["id"])
+        pending = any(a["attributes"]["status"] == "pending" for a in attempts)
+        return None if pending or not attempts else attempts
+
+    attempts = await eventually(settled, within=5)
     assert [(a["attributes"]["status"], a["attributes"]["attempt"]) for a in attempts] == [
         ("succeeded", 1)
     ]
@@ -222,7 +229,8 @@ async def test_a_failing_receiver_is_retried_with_the_same_message_id_and_a_trim
 
     async def three_attempts() -> list[dict[str, Any]] | None:
         _, attempts = await deliveries(http, gateway_url, account, webhook["id"])
-        return attempts if len(attempts) == 3 else None
+        settled = all(a["attributes"]["status"] != "pending" for a in attempts)
+        return attempts if len(attempts) == 3 and settled else None
 
     attempts = await eventually(three_attempts, within=10)
     summary = [
