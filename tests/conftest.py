@@ -278,6 +278,24 @@ async def upload_video(
     return str(instructions["signatures"]["key"]).removeprefix("incoming/")
 
 
+async def send_upload_part(
+    http: aiohttp.ClientSession,
+    base_url: str,
+    headers: dict[str, str],
+    hash_id: str,
+    number: int,
+    data: bytes,
+) -> None:
+    """PUT part `number` of a resumable upload to the presigned URL the API gives."""
+    async with http.get(
+        f"{base_url}/video/upload/multipart/{hash_id}/parts/{number}", headers=headers
+    ) as response:
+        assert response.status == 200, await response.text()
+        url = (await response.json())["url"]
+    async with http.put(url, data=data) as stored:
+        assert stored.status == 200, await stored.text()
+
+
 async def my_videos(
     http: aiohttp.ClientSession, gateway_url: str, account: Account
 ) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from pymongo import AsyncMongoClient
 from devstack.stores import StoreEndpoints
 from services.catalog.keys import RECONCILER
 from tests.catalog.conftest import LoneCatalog, unprocessed
-from tests.conftest import PART_SIZE, UPLOAD_LIMIT
+from tests.conftest import PART_SIZE, UPLOAD_LIMIT, send_upload_part
 
 FILE = os.urandom(PART_SIZE + 123_457)
 
@@ -44,13 +44,7 @@ async def begun(http: aiohttp.ClientSession, catalog: LoneCatalog) -> dict[str, 
 async def put_part(
     http: aiohttp.ClientSession, catalog: LoneCatalog, hash_id: str, number: int, data: bytes
 ) -> None:
-    async with http.get(
-        f"{catalog.url}/video/upload/multipart/{hash_id}/parts/{number}", headers=catalog.headers()
-    ) as response:
-        assert response.status == 200, await response.text()
-        url = (await response.json())["url"]
-    async with http.put(url, data=data) as stored:
-        assert stored.status == 200, await stored.text()
+    await send_upload_part(http, catalog.url, catalog.headers(), hash_id, number, data)
 
 
 async def state(http: aiohttp.ClientSession, catalog: LoneCatalog, hash_id: str) -> dict[str, Any]:

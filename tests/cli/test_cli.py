@@ -17,8 +17,15 @@ import pytest
 
 from cli import hosting
 from cli.client import KinoClient
-from tests.conftest import PASSWORD, Account, make_user, unique_email, upload_video
-from tests.transcoder.media_factory import make_clip
+from tests.conftest import (
+    PASSWORD,
+    Account,
+    make_user,
+    send_upload_part,
+    unique_email,
+    upload_video,
+)
+from tests.transcoder.media_factory import make_clip, make_two_part_clip
 
 #: The console script `pip install -e .` puts beside the interpreter.
 KINO = Path(sys.executable).parent / "kino"
@@ -170,13 +177,7 @@ async def test_an_interrupted_upload_resumes_where_storage_left_it(
     gateway_url: str, http: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
     config = tmp_path / "config"
-    # Lossless, so a short clip is big enough for two parts.
-    clip = make_clip(
-        tmp_path / "long-take.mp4",
-        seconds=3.5,
-        size=(1280, 720),
-        video_options={"qp": "0", "preset": "ultrafast"},
-    )
+    clip = make_two_part_clip(tmp_path / "long-take.mp4")
     data = clip.read_bytes()
     email = unique_email("cli-resume")
     succeeded(await kino("register", "--email", email, url=gateway_url, config=config))
@@ -189,13 +190,9 @@ async def test_an_interrupted_upload_resumes_where_storage_left_it(
         assert r.status == 201, await r.text()
         begun = await r.json()
     assert begun["parts"] == 2
-    base = f"{gateway_url}/video/upload/multipart/{begun['hash_id']}"
     first, second = data[: begun["part_size"]], data[begun["part_size"] :]
     for number, part in ((1, first), (2, bytes(len(second)))):
-        async with http.get(f"{base}/parts/{number}", headers=auth) as r:
-            url = (await r.json())["url"]
-        async with http.put(url, data=part) as stored:
-            assert stored.status == 200
+        await send_upload_part(http, gateway_url, auth, begun["hash_id"], number, part)
 
     run = succeeded(
         await kino("upload", str(clip), "--resumable", "--wait", url=gateway_url, config=config)

@@ -10,8 +10,14 @@ from typing import Any
 import aiohttp
 import av
 
-from tests.conftest import PART_SIZE, UPLOAD_LIMIT, Account, make_user, wait_until_done
-from tests.transcoder.media_factory import make_clip
+from tests.conftest import (
+    PART_SIZE,
+    UPLOAD_LIMIT,
+    make_user,
+    send_upload_part,
+    wait_until_done,
+)
+from tests.transcoder.media_factory import make_two_part_clip
 
 
 async def _json(response: aiohttp.ClientResponse, status: int) -> dict[str, Any]:
@@ -19,25 +25,10 @@ async def _json(response: aiohttp.ClientResponse, status: int) -> dict[str, Any]
     return dict(await response.json())
 
 
-async def _send_part(
-    http: aiohttp.ClientSession, base: str, account: Account, number: int, data: bytes
-) -> None:
-    async with http.get(f"{base}/parts/{number}", headers=account.auth) as response:
-        url = (await _json(response, 200))["url"]
-    async with http.put(url, data=data) as stored:
-        assert stored.status == 200, await stored.text()
-
-
 async def test_an_interrupted_upload_resumes_and_the_video_is_processed(
     http: aiohttp.ClientSession, gateway_url: str, tmp_path: Path
 ) -> None:
-    # Lossless, so a short clip is big enough for two parts.
-    clip = make_clip(
-        tmp_path / "long-take.mp4",
-        seconds=3.5,
-        size=(1280, 720),
-        video_options={"qp": "0", "preset": "ultrafast"},
-    )
+    clip = make_two_part_clip(tmp_path / "long-take.mp4")
     data = clip.read_bytes()
     assert PART_SIZE < len(data) <= UPLOAD_LIMIT
     account = await make_user(http, gateway_url)
@@ -49,7 +40,8 @@ async def test_an_interrupted_upload_resumes_and_the_video_is_processed(
         upload = await _json(response, 201)
     assert upload["parts"] == 2
     base = f"{gateway_url}/video/upload/multipart/{upload['hash_id']}"
-    await _send_part(http, base, account, 1, data[:PART_SIZE])
+    hash_id = upload["hash_id"]
+    await send_upload_part(http, gateway_url, account.auth, hash_id, 1, data[:PART_SIZE])
     # The connection drops here. Later the client asks what storage holds...
     async with http.get(base, headers=account.auth) as response:
         state = await _json(response, 200)
@@ -59,7 +51,8 @@ async def test_an_interrupted_upload_resumes_and_the_video_is_processed(
     for number in range(1, upload["parts"] + 1):
         if number not in stored:
             start = (number - 1) * upload["part_size"]
-            await _send_part(http, base, account, number, data[start : start + PART_SIZE])
+            part = data[start : start + PART_SIZE]
+            await send_upload_part(http, gateway_url, account.auth, hash_id, number, part)
     async with http.post(f"{base}/complete", headers=account.auth) as response:
         accepted = await _json(response, 202)
     assert accepted["status"] == "processing"

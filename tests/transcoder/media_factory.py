@@ -112,6 +112,14 @@ def make_clip(
     return path
 
 
+def make_two_part_clip(path: Path) -> Path:
+    """A 3.5 s 720p clip, lossless so that it is bigger than one part of a resumable
+    upload in the tests (5 MiB) and within their upload limit (8 MiB)."""
+    return make_clip(
+        path, seconds=3.5, size=(1280, 720), video_options={"qp": "0", "preset": "ultrafast"}
+    )
+
+
 #: Blocks across and down that draw a frame's index, one bit each (row by row, lowest
 #: bit first): up to 4095 frames.
 INDEX_GRID = (4, 3)
