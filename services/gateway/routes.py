@@ -56,6 +56,44 @@ async def api_docs(_: web.Request) -> web.FileResponse:
     )
 
 
+#: The web app (`static/app/`, README "The web app"): one page whose views are hash
+#: routes (`#/explore`, `#/watch/<user_id>/<hash_id>`, …, see `static/app/main.js`), its
+#: modules and styles served from `/static/app/`.
+APP_PAGE = STATIC_DIR / "app" / "index.html"
+
+
+def app_policy(storage_origin: str) -> str:
+    """The web app's Content-Security-Policy: only the gateway's own scripts and styles
+    (nothing inline, no eval); the store's origin for what presigned URLs point at
+    (uploads, thumbnails, playback files, clips) and `blob:` for the player's Media
+    Source buffers and a local file previewed before a trim. hls.js runs without its
+    worker, so no worker may start."""
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; "
+        f"img-src 'self' {storage_origin}; media-src 'self' {storage_origin} blob:; "
+        f"connect-src 'self' {storage_origin}; worker-src 'none'; object-src 'none'; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+
+
+# `/app` and `/app/` only (a page, not an API operation: no OpenAPI entry); any other
+# path under /app goes on to the routing table's 404.
+@routes.get("/app{slash:/?}")
+async def web_app(request: web.Request) -> web.FileResponse:
+    if not request.match_info["slash"]:
+        raise web.HTTPPermanentRedirect("/app/")
+    return web.FileResponse(
+        APP_PAGE,
+        headers={
+            "Content-Security-Policy": app_policy(request.app[SETTINGS].storage_origin),
+            "Content-Type": "text/html",
+            "Cache-Control": "no-cache",
+            "Referrer-Policy": "no-referrer",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
 def bearer_token(request: web.Request) -> str | None:
     """The token of an `Authorization: Bearer <token>` header, '' for any other form."""
     header = request.headers.get("Authorization")

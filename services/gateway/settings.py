@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from pydantic import Field, model_validator
 
 from shared.config import SETTINGS_CONFIG, KinoSettings
@@ -28,6 +30,18 @@ class GatewaySettings(KinoSettings):
     gateway_jwks_min_refresh_seconds: float = Field(default=30.0, ge=0)
     #: Proxies in front of the gateway whose `X-Forwarded-For` entries are trusted (0: none).
     gateway_trusted_proxy_hops: int = Field(default=0, ge=0)
+    #: The object store as clients reach it, catalog's variables read again: the web
+    #: app's Content-Security-Policy (`/app/`) admits its origin for the presigned
+    #: uploads, thumbnails and playback files, which live there.
+    s3_endpoint: str = "http://127.0.0.1:8333"
+    s3_public_endpoint: str | None = None
+
+    @property
+    def storage_origin(self) -> str:
+        """`scheme://host[:port]` of the store's public endpoint (`KINO_S3_PUBLIC_ENDPOINT`,
+        else `KINO_S3_ENDPOINT`), as a Content-Security-Policy source."""
+        parts = urlsplit(self.s3_public_endpoint or self.s3_endpoint)
+        return f"{parts.scheme}://{parts.netloc}"
 
     @model_validator(mode="after")
     def _admin_port_is_its_own(self) -> GatewaySettings:
