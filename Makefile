@@ -37,10 +37,15 @@ chromium: setup
 run: setup
 	$(PY) -m devstack
 
+# The front end's own files (not vendor/) are Prettier-formatted (.prettierrc.json).
+FRONT_END := services/gateway/static/app services/gateway/static/docs.js \
+	services/gateway/static/docs.html
+
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy shared services ops devstack cli
+	web/node_modules/.bin/prettier --check $(FRONT_END)
 
 test: setup lint chromium
 	$(PY) -m pytest

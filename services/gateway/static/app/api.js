@@ -29,7 +29,10 @@ export function errorMessage(status, body, retryAfter = null) {
   let message = null;
   if (body && typeof body === "object") {
     if (Array.isArray(body.errors)) {
-      message = body.errors.map((error) => error.detail || error.title).filter(Boolean).join(" ");
+      message = body.errors
+        .map((error) => error.detail || error.title)
+        .filter(Boolean)
+        .join(" ");
     } else if (typeof body.detail === "string") {
       message = body.detail;
     } else if (Array.isArray(body.detail)) {
@@ -43,7 +46,10 @@ export function errorMessage(status, body, retryAfter = null) {
   } else if (typeof body === "string" && body.includes("<Error>")) {
     message = storageMessage(body);
   }
-  if (status === 401 && (!message || message === "Not authorized" || message === "Not authenticated")) {
+  if (
+    status === 401 &&
+    (!message || message === "Not authorized" || message === "Not authenticated")
+  ) {
     message = STATUS_MESSAGES[401];
   }
   if (status === 429 && retryAfter) {

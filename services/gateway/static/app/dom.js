@@ -36,7 +36,11 @@ export function replace(element, ...children) {
 
 /** A message box: `kind` is "error", "info" or "success"; errors are announced at once. */
 export function notice(kind, text) {
-  return h("p", { class: `notice notice-${kind}`, role: kind === "error" ? "alert" : "status" }, text);
+  return h(
+    "p",
+    { class: `notice notice-${kind}`, role: kind === "error" ? "alert" : "status" },
+    text,
+  );
 }
 
 /** `125` → "2:05", `3725` → "1:02:05". */

@@ -109,7 +109,9 @@ function dispatch(event) {
   }
   // The body is the webhook's `{type, timestamp, data}`: listeners get its subject.
   const data = body && typeof body === "object" && "data" in body ? body.data : body;
-  listeners.forEach((listener) => listener({ type: event.type, id: event.id, data, timestamp: body?.timestamp }));
+  listeners.forEach((listener) =>
+    listener({ type: event.type, id: event.id, data, timestamp: body?.timestamp }),
+  );
 }
 
 /** A parser fed chunks of text; calls `emit({type, id, data})` per complete event. */
@@ -129,7 +131,11 @@ export function eventParser(emit) {
     for (const line of lines) {
       if (line === "") {
         if (data.length || seenId) {
-          emit({ type: type || "message", id: seenId ? id : null, data: data.length ? data.join("\n") : null });
+          emit({
+            type: type || "message",
+            id: seenId ? id : null,
+            data: data.length ? data.join("\n") : null,
+          });
         }
         type = "";
         data = [];

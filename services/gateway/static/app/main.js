@@ -26,10 +26,21 @@ import * as webhooks from "./pages/webhooks.js";
 const ROUTES = [
   { pattern: /^\/explore$/, page: explore, title: "Explore" },
   { pattern: /^\/user\/([^/]+)$/, page: explore, title: "Videos", names: ["userId"] },
-  { pattern: /^\/watch\/([^/]+)\/([^/]+)$/, page: watch, title: "Watch", names: ["userId", "hashId"] },
+  {
+    pattern: /^\/watch\/([^/]+)\/([^/]+)$/,
+    page: watch,
+    title: "Watch",
+    names: ["userId", "hashId"],
+  },
   { pattern: /^\/my$/, page: myVideos, title: "My videos", signedIn: true },
   { pattern: /^\/upload$/, page: upload, title: "Upload", signedIn: true },
-  { pattern: /^\/trim(?:\/([^/]+))?$/, page: trim, title: "Trim", signedIn: true, names: ["hashId"] },
+  {
+    pattern: /^\/trim(?:\/([^/]+))?$/,
+    page: trim,
+    title: "Trim",
+    signedIn: true,
+    names: ["hashId"],
+  },
   { pattern: /^\/webhooks$/, page: webhooks, title: "Webhooks", signedIn: true },
   { pattern: /^\/signin$/, page: account, title: "Sign in", params: { mode: "signin" } },
   { pattern: /^\/signup$/, page: account, title: "Sign up", params: { mode: "signup" } },
@@ -67,7 +78,11 @@ const app = {
 function renderNav(path) {
   const session = currentSession();
   const link = (href, label) =>
-    h("li", {}, h("a", { href: `#${href}`, "aria-current": path.startsWith(href) ? "page" : false }, label));
+    h(
+      "li",
+      {},
+      h("a", { href: `#${href}`, "aria-current": path.startsWith(href) ? "page" : false }, label),
+    );
   const items = [link("/explore", "Explore")];
   if (session) {
     items.push(link("/my", "My videos"), link("/upload", "Upload"), link("/trim", "Trim"));

@@ -69,7 +69,11 @@ export function unfinishedUpload(file) {
  * `multipartFrom` bytes and more go the resumable way. Resolves with the video's
  * hash_id once storage holds the file (processing then starts by itself).
  */
-export async function uploadVideo(file, details, { onProgress, signal, multipartFrom = MULTIPART_THRESHOLD } = {}) {
+export async function uploadVideo(
+  file,
+  details,
+  { onProgress, signal, multipartFrom = MULTIPART_THRESHOLD } = {},
+) {
   const contentType = contentTypeOf(file);
   if (file.size >= multipartFrom) {
     const hashId = await uploadMultipart(file, contentType, details, { onProgress, signal });
@@ -88,7 +92,8 @@ export async function uploadVideo(file, details, { onProgress, signal, multipart
 }
 
 async function saveDetails(hashId, details) {
-  if (details) await api(`/video/my/${encodeURIComponent(hashId)}`, { method: "PUT", json: details });
+  if (details)
+    await api(`/video/my/${encodeURIComponent(hashId)}`, { method: "PUT", json: details });
 }
 
 /** The resumable path; null when this Kino has no multipart API (the caller POSTs). */
@@ -123,17 +128,24 @@ async function uploadMultipart(file, contentType, details, { onProgress, signal 
   for (const part of state.uploaded_parts || []) {
     if (part.size === sizeOf(part.part_number)) sent.set(part.part_number, part.size);
   }
-  const report = () => onProgress?.([...sent.values()].reduce((a, b) => a + b, 0), file.size);
+  const report = () =>
+    onProgress?.(
+      [...sent.values()].reduce((a, b) => a + b, 0),
+      file.size,
+    );
   report();
   const queue = [];
-  for (let number = 1; number <= state.parts; number += 1) if (!sent.has(number)) queue.push(number);
+  for (let number = 1; number <= state.parts; number += 1)
+    if (!sent.has(number)) queue.push(number);
 
   const sendPart = async (number) => {
     const start = (number - 1) * partSize;
     const blob = file.slice(start, start + sizeOf(number));
     for (let attempt = 1; ; attempt += 1) {
       try {
-        const { url } = await api(`/video/upload/multipart/${encodeURIComponent(hashId)}/parts/${number}`);
+        const { url } = await api(
+          `/video/upload/multipart/${encodeURIComponent(hashId)}/parts/${number}`,
+        );
         await sendWithProgress("PUT", url, blob, {
           signal,
           onProgress: (loaded) => {
@@ -145,7 +157,12 @@ async function uploadMultipart(file, contentType, details, { onProgress, signal 
         report();
         return;
       } catch (error) {
-        if (signal?.aborted || attempt >= PART_ATTEMPTS || (error.status >= 400 && error.status < 500)) throw error;
+        if (
+          signal?.aborted ||
+          attempt >= PART_ATTEMPTS ||
+          (error.status >= 400 && error.status < 500)
+        )
+          throw error;
       }
     }
   };

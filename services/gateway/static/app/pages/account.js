@@ -8,7 +8,13 @@ import { signedIn } from "../session.js";
 export function render(main, { mode }, app) {
   const signup = mode === "signup";
   const messages = h("div", { class: "messages" });
-  const email = h("input", { id: "email", name: "email", type: "email", autocomplete: "email", required: true });
+  const email = h("input", {
+    id: "email",
+    name: "email",
+    type: "email",
+    autocomplete: "email",
+    required: true,
+  });
   const password = h("input", {
     id: "password",
     name: "password",
@@ -24,7 +30,11 @@ export function render(main, { mode }, app) {
     autocomplete: "new-password",
     required: true,
   });
-  const submit = h("button", { type: "submit", class: "btn btn-primary" }, signup ? "Create account" : "Sign in");
+  const submit = h(
+    "button",
+    { type: "submit", class: "btn btn-primary" },
+    signup ? "Create account" : "Sign in",
+  );
 
   const form = h(
     "form",
@@ -66,7 +76,11 @@ export function render(main, { mode }, app) {
         await api("/api/v1/users/registration", {
           method: "POST",
           auth: false,
-          form: { email: email.value, password: password.value, password_confirmation: confirmation.value },
+          form: {
+            email: email.value,
+            password: password.value,
+            password_confirmation: confirmation.value,
+          },
         });
       }
       const session = await api("/api/v1/users/session", {

@@ -24,7 +24,14 @@ export function videoCard(video) {
         { class: "thumb" },
         thumbnail,
         video.duration_seconds !== null && video.duration_seconds !== undefined
-          ? h("span", { class: "duration", "aria-label": `Duration ${formatDuration(video.duration_seconds)}` }, formatDuration(video.duration_seconds))
+          ? h(
+              "span",
+              {
+                class: "duration",
+                "aria-label": `Duration ${formatDuration(video.duration_seconds)}`,
+              },
+              formatDuration(video.duration_seconds),
+            )
           : null,
       ),
       h("span", { class: "video-title" }, video.title),
@@ -39,10 +46,18 @@ export function render(main, { userId }, app) {
   let loading = false;
   const session = currentSession();
   const mine = userId && session && session.userId === userId;
-  const heading = h("h1", {}, userId ? (mine ? "My public videos" : "Videos of one person") : "Explore");
+  const heading = h(
+    "h1",
+    {},
+    userId ? (mine ? "My public videos" : "Videos of one person") : "Explore",
+  );
   const grid = h("ul", { class: "video-grid", "aria-label": "Videos" });
   const status = h("div", { class: "messages", "aria-live": "polite" });
-  const more = h("button", { type: "button", class: "btn", hidden: true, onclick: () => load() }, "More videos");
+  const more = h(
+    "button",
+    { type: "button", class: "btn", hidden: true, onclick: () => load() },
+    "More videos",
+  );
   const sentinel = h("div", { class: "sentinel", "aria-hidden": "true" });
 
   let includeMy = null;
@@ -63,7 +78,9 @@ export function render(main, { userId }, app) {
       "div",
       { class: "page-head" },
       heading,
-      includeMy ? h("label", { class: "check", for: "include-my" }, includeMy, "Include my videos") : null,
+      includeMy
+        ? h("label", { class: "check", for: "include-my" }, includeMy, "Include my videos")
+        : null,
     ),
     status,
     grid,
@@ -87,7 +104,10 @@ export function render(main, { userId }, app) {
       if (!grid.children.length) {
         replace(
           status,
-          notice("info", userId ? "No public videos here yet." : "No videos yet. Be the first to upload one!"),
+          notice(
+            "info",
+            userId ? "No public videos here yet." : "No videos yet. Be the first to upload one!",
+          ),
         );
       }
     } catch (error) {

@@ -13,12 +13,24 @@ export function clipItems(clips) {
     const item = h(
       "li",
       { class: "clip-item" },
-      h("div", {}, h("strong", {}, `Clip ${attributes.duration}`), " ", h("span", { class: "meta" }, asked)),
+      h(
+        "div",
+        {},
+        h("strong", {}, `Clip ${attributes.duration}`),
+        " ",
+        h("span", { class: "meta" }, asked),
+      ),
       h("div", { class: "actions" }, play, downloadButton(attributes.url, `clip-${clip.id}.mp4`)),
     );
     play.addEventListener("click", () => {
       play.remove();
-      const video = h("video", { controls: true, autoplay: true, playsinline: true, src: attributes.url, "aria-label": "Clip" });
+      const video = h("video", {
+        controls: true,
+        autoplay: true,
+        playsinline: true,
+        src: attributes.url,
+        "aria-label": "Clip",
+      });
       item.append(h("div", { class: "player-frame" }, video), cutTable(attributes));
     });
     return item;
@@ -38,24 +50,39 @@ export function requestItems(requests, restart) {
       h("span", { class: `status status-${attributes.status}` }, requestLine(attributes)),
       attributes.failure_reason ? h("span", { class: "meta" }, attributes.failure_reason) : null,
       attributes.status === "failed"
-        ? h("button", { type: "button", class: "btn", onclick: () => restart(request.id) }, "Restart")
+        ? h(
+            "button",
+            { type: "button", class: "btn", onclick: () => restart(request.id) },
+            "Restart",
+          )
         : null,
     );
   });
 }
 
-const STATUS_WORDS = { scheduled: "Scheduled", processing: "Cutting", done: "Done", failed: "Failed" };
+const STATUS_WORDS = {
+  scheduled: "Scheduled",
+  processing: "Cutting",
+  done: "Done",
+  failed: "Failed",
+};
 
 export function requestLine(attributes) {
   const word = STATUS_WORDS[attributes.status] || attributes.status;
-  if (attributes.status !== "processing" || attributes.progress === null || attributes.progress === undefined) return word;
+  if (
+    attributes.status !== "processing" ||
+    attributes.progress === null ||
+    attributes.progress === undefined
+  )
+    return word;
   const left = formatEta(attributes.eta_seconds);
   return `${word}: ${Math.round(attributes.progress * 100)} %${left ? `, ${left}` : ""}`;
 }
 
 /** Requested against actual cut, as a small table. */
 export function cutTable(attributes) {
-  const row = (label, asked, got) => h("tr", {}, h("th", { scope: "row" }, label), h("td", {}, asked), h("td", {}, got));
+  const row = (label, asked, got) =>
+    h("tr", {}, h("th", { scope: "row" }, label), h("td", {}, asked), h("td", {}, got));
   const method =
     attributes.cut_method === "smart"
       ? "Cut smartly: whole groups of pictures copied, only the edges re-encoded."
@@ -66,12 +93,30 @@ export function cutTable(attributes) {
     "table",
     { class: "cut-table" },
     h("caption", {}, "Requested and actual cut"),
-    h("thead", {}, h("tr", {}, h("td", {}), h("th", { scope: "col" }, "Requested"), h("th", { scope: "col" }, "Actual"))),
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        h("td", {}),
+        h("th", { scope: "col" }, "Requested"),
+        h("th", { scope: "col" }, "Actual"),
+      ),
+    ),
     h(
       "tbody",
       {},
-      row("Start", formatSeconds(attributes.requested_start), formatSeconds(attributes.actual_start)),
-      row("Duration", formatSeconds(attributes.requested_duration), formatSeconds(attributes.actual_duration)),
+      row(
+        "Start",
+        formatSeconds(attributes.requested_start),
+        formatSeconds(attributes.actual_start),
+      ),
+      row(
+        "Duration",
+        formatSeconds(attributes.requested_duration),
+        formatSeconds(attributes.actual_duration),
+      ),
     ),
   );
   return h("div", { class: "cut" }, table, method ? h("p", { class: "hint" }, method) : null);

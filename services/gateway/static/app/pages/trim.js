@@ -30,25 +30,91 @@ export function render(main, { hashId }, app) {
   const messages = h("div", { class: "messages" });
 
   // --- the source ----------------------------------------------------------------
-  const fromFile = h("input", { type: "radio", name: "source-kind", id: "source-file", value: "file", checked: !hashId });
-  const fromMine = h("input", { type: "radio", name: "source-kind", id: "source-mine", value: "mine", checked: Boolean(hashId) });
+  const fromFile = h("input", {
+    type: "radio",
+    name: "source-kind",
+    id: "source-file",
+    value: "file",
+    checked: !hashId,
+  });
+  const fromMine = h("input", {
+    type: "radio",
+    name: "source-kind",
+    id: "source-mine",
+    value: "mine",
+    checked: Boolean(hashId),
+  });
   const fileInput = h("input", { type: "file", id: "trim-file", accept: "video/*" });
-  const mineSelect = h("select", { id: "trim-video" }, h("option", { value: "" }, "Loading my videos…"));
-  const fileField = h("div", { class: "field" }, h("label", { for: "trim-file" }, "Video file"), fileInput);
-  const mineField = h("div", { class: "field" }, h("label", { for: "trim-video" }, "My video"), mineSelect);
+  const mineSelect = h(
+    "select",
+    { id: "trim-video" },
+    h("option", { value: "" }, "Loading my videos…"),
+  );
+  const fileField = h(
+    "div",
+    { class: "field" },
+    h("label", { for: "trim-file" }, "Video file"),
+    fileInput,
+  );
+  const mineField = h(
+    "div",
+    { class: "field" },
+    h("label", { for: "trim-video" }, "My video"),
+    mineSelect,
+  );
 
   // --- the span ------------------------------------------------------------------
-  const video = h("video", { id: "trim-player", controls: true, playsinline: true, preload: "auto", "aria-label": "Source preview" });
+  const video = h("video", {
+    id: "trim-player",
+    controls: true,
+    playsinline: true,
+    preload: "auto",
+    "aria-label": "Source preview",
+  });
   const position = h("output", { id: "trim-position", "aria-live": "off" }, "0.000 s");
   const fpsNote = h("span", { class: "hint" });
-  const start = h("input", { id: "trim-start", type: "number", min: "0", step: "0.001", value: "0", inputmode: "decimal" });
-  const duration = h("input", { id: "trim-duration", type: "number", min: "0.001", step: "0.001", value: "1", inputmode: "decimal" });
+  const start = h("input", {
+    id: "trim-start",
+    type: "number",
+    min: "0",
+    step: "0.001",
+    value: "0",
+    inputmode: "decimal",
+  });
+  const duration = h("input", {
+    id: "trim-duration",
+    type: "number",
+    min: "0.001",
+    step: "0.001",
+    value: "1",
+    inputmode: "decimal",
+  });
   const spanNote = h("p", { class: "hint", id: "span-note" });
-  const stepBack = h("button", { type: "button", class: "btn", "aria-label": "Back one frame", onclick: () => step(-1) }, "◀ Frame");
-  const stepForward = h("button", { type: "button", class: "btn", "aria-label": "Forward one frame", onclick: () => step(1) }, "Frame ▶");
-  const setStart = h("button", { type: "button", class: "btn", onclick: () => markStart() }, "Start here");
-  const setEnd = h("button", { type: "button", class: "btn", onclick: () => markEnd() }, "End here");
-  const previewSpan = h("button", { type: "button", class: "btn", onclick: () => playSpan() }, "Play span");
+  const stepBack = h(
+    "button",
+    { type: "button", class: "btn", "aria-label": "Back one frame", onclick: () => step(-1) },
+    "◀ Frame",
+  );
+  const stepForward = h(
+    "button",
+    { type: "button", class: "btn", "aria-label": "Forward one frame", onclick: () => step(1) },
+    "Frame ▶",
+  );
+  const setStart = h(
+    "button",
+    { type: "button", class: "btn", onclick: () => markStart() },
+    "Start here",
+  );
+  const setEnd = h(
+    "button",
+    { type: "button", class: "btn", onclick: () => markEnd() },
+    "End here",
+  );
+  const previewSpan = h(
+    "button",
+    { type: "button", class: "btn", onclick: () => playSpan() },
+    "Play span",
+  );
   const name = h("input", { id: "trim-name", maxlength: "255", required: true });
   const submit = h("button", { type: "submit", class: "btn btn-primary" }, "Cut the clip");
   const transfer = progressBar("Upload progress");
@@ -75,15 +141,32 @@ export function render(main, { hashId }, app) {
     h(
       "div",
       { class: "stepper" },
-      h("div", { class: "stepper-group", role: "group", "aria-label": "Frame stepping" }, stepBack, h("span", { class: "position" }, position), stepForward),
-      h("div", { class: "stepper-group", role: "group", "aria-label": "Span" }, setStart, setEnd, previewSpan),
+      h(
+        "div",
+        { class: "stepper-group", role: "group", "aria-label": "Frame stepping" },
+        stepBack,
+        h("span", { class: "position" }, position),
+        stepForward,
+      ),
+      h(
+        "div",
+        { class: "stepper-group", role: "group", "aria-label": "Span" },
+        setStart,
+        setEnd,
+        previewSpan,
+      ),
     ),
     fpsNote,
     h(
       "div",
       { class: "two-columns" },
       h("div", { class: "field" }, h("label", { for: "trim-start" }, "Start (seconds)"), start),
-      h("div", { class: "field" }, h("label", { for: "trim-duration" }, "Duration (seconds)"), duration),
+      h(
+        "div",
+        { class: "field" },
+        h("label", { for: "trim-duration" }, "Duration (seconds)"),
+        duration,
+      ),
     ),
     spanNote,
     h("label", { for: "trim-name" }, "Clip name"),
@@ -94,8 +177,18 @@ export function render(main, { hashId }, app) {
   );
   main.append(
     form,
-    h("section", { class: "card", "aria-labelledby": "clips-heading" }, h("h2", { id: "clips-heading" }, "My clips"), clips),
-    h("section", { class: "card", "aria-labelledby": "requests-heading" }, h("h2", { id: "requests-heading" }, "Trim requests"), requests),
+    h(
+      "section",
+      { class: "card", "aria-labelledby": "clips-heading" },
+      h("h2", { id: "clips-heading" }, "My clips"),
+      clips,
+    ),
+    h(
+      "section",
+      { class: "card", "aria-labelledby": "requests-heading" },
+      h("h2", { id: "requests-heading" }, "Trim requests"),
+      requests,
+    ),
   );
 
   // --- choosing the source ---------------------------------------------------------
@@ -103,8 +196,14 @@ export function render(main, { hashId }, app) {
     fileField.hidden = !fromFile.checked;
     mineField.hidden = !fromMine.checked;
   }
-  fromFile.addEventListener("change", () => { showKind(); useFile(fileInput.files[0]); });
-  fromMine.addEventListener("change", () => { showKind(); useMine(mineSelect.value); });
+  fromFile.addEventListener("change", () => {
+    showKind();
+    useFile(fileInput.files[0]);
+  });
+  fromMine.addEventListener("change", () => {
+    showKind();
+    useMine(mineSelect.value);
+  });
   fileInput.addEventListener("change", () => useFile(fileInput.files[0]));
   mineSelect.addEventListener("change", () => useMine(mineSelect.value));
 
@@ -138,7 +237,9 @@ export function render(main, { hashId }, app) {
     const found = myVideos.find((item) => item.hash_id === chosen);
     if (!found) return setSource(null);
     try {
-      const record = await api("/video/watch/", { query: { user_id: found.user_id, hash_id: found.hash_id } });
+      const record = await api("/video/watch/", {
+        query: { user_id: found.user_id, hash_id: found.hash_id },
+      });
       if (!alive) return;
       setSource({ hashId: found.hash_id, name: found.title, url: record.watchable_url });
     } catch (error) {
@@ -153,8 +254,14 @@ export function render(main, { hashId }, app) {
       myVideos = mine.videos;
       replace(
         mineSelect,
-        h("option", { value: "" }, myVideos.length ? "Choose one of my videos" : "No processed videos yet"),
-        myVideos.map((item) => h("option", { value: item.hash_id, selected: item.hash_id === hashId }, item.title)),
+        h(
+          "option",
+          { value: "" },
+          myVideos.length ? "Choose one of my videos" : "No processed videos yet",
+        ),
+        myVideos.map((item) =>
+          h("option", { value: item.hash_id, selected: item.hash_id === hashId }, item.title),
+        ),
       );
       if (hashId && fromMine.checked) useMine(hashId);
     } catch (error) {
@@ -193,9 +300,10 @@ export function render(main, { hashId }, app) {
   function describeSpan() {
     const from = Number(start.value);
     const length = Number(duration.value);
-    spanNote.textContent = Number.isFinite(from) && Number.isFinite(length)
-      ? `From ${formatSeconds(from)} to ${formatSeconds(from + length)}.`
-      : "";
+    spanNote.textContent =
+      Number.isFinite(from) && Number.isFinite(length)
+        ? `From ${formatSeconds(from)} to ${formatSeconds(from + length)}.`
+        : "";
   }
   function playSpan() {
     const from = Number(start.value);
@@ -227,7 +335,8 @@ export function render(main, { hashId }, app) {
     let seen = 0;
     const onFrame = (_, metadata) => {
       if (!alive) return;
-      if (last !== null && metadata.mediaTime > last) shortest = Math.min(shortest, metadata.mediaTime - last);
+      if (last !== null && metadata.mediaTime > last)
+        shortest = Math.min(shortest, metadata.mediaTime - last);
       last = metadata.mediaTime;
       seen += 1;
       if (seen >= 12 && Number.isFinite(shortest) && !measured) {
@@ -254,10 +363,17 @@ export function render(main, { hashId }, app) {
     const from = Number(start.value);
     const length = Number(duration.value);
     if (!source) return replace(messages, notice("error", "Please choose a source video first."));
-    if (start.value === "" || !Number.isFinite(from) || from < 0) return replace(messages, notice("error", "The start must be a number of seconds, 0 or more."));
-    if (duration.value === "" || !Number.isFinite(length) || length < 0.001) return replace(messages, notice("error", "The duration must be at least 0.001 seconds."));
-    if (Number.isFinite(video.duration) && from >= video.duration) return replace(messages, notice("error", "The start is past the end of the video."));
-    if (!name.value.trim()) return replace(messages, notice("error", "Please give the clip a name."));
+    if (start.value === "" || !Number.isFinite(from) || from < 0)
+      return replace(
+        messages,
+        notice("error", "The start must be a number of seconds, 0 or more."),
+      );
+    if (duration.value === "" || !Number.isFinite(length) || length < 0.001)
+      return replace(messages, notice("error", "The duration must be at least 0.001 seconds."));
+    if (Number.isFinite(video.duration) && from >= video.duration)
+      return replace(messages, notice("error", "The start is past the end of the video."));
+    if (!name.value.trim())
+      return replace(messages, notice("error", "Please give the clip a name."));
     submit.disabled = true;
     transfer.element.hidden = false;
     if (stopFollowing) stopFollowing();
@@ -268,7 +384,8 @@ export function render(main, { hashId }, app) {
       if (!blob) {
         transfer.update(null, "Fetching the source video…");
         const response = await fetch(source.url);
-        if (!response.ok) throw new ApiError(response.status, "The source video could not be fetched. Try again.");
+        if (!response.ok)
+          throw new ApiError(response.status, "The source video could not be fetched. Try again.");
         blob = await response.blob();
         fileName = `${source.name.replace(/[\\/]/g, "_")}.mp4`;
       }
@@ -276,10 +393,21 @@ export function render(main, { hashId }, app) {
       body.append("name", name.value.trim());
       body.append("trimming_start_time", String(from));
       body.append("duration", String(length));
-      body.append("source_file", blob instanceof File ? blob : new File([blob], fileName, { type: blob.type || contentTypeOf({ name: fileName, type: "" }) }));
+      body.append(
+        "source_file",
+        blob instanceof File
+          ? blob
+          : new File([blob], fileName, {
+              type: blob.type || contentTypeOf({ name: fileName, type: "" }),
+            }),
+      );
       const sent = await sendWithProgress("POST", "/api/v1/users/videos", body, {
         headers: authHeaders(),
-        onProgress: (loaded, total) => transfer.update(loaded / total, `Sending the source: ${Math.round((loaded / total) * 100)} %`),
+        onProgress: (loaded, total) =>
+          transfer.update(
+            loaded / total,
+            `Sending the source: ${Math.round((loaded / total) * 100)} %`,
+          ),
       });
       transfer.update(1, "Sent");
       followRequest(sent.body.data.id, sent.body.data.attributes.name, { from, length });
@@ -293,7 +421,15 @@ export function render(main, { hashId }, app) {
   async function followRequest(videoId, clipName, asked) {
     const bar = progressBar(`Cutting ${clipName}`, { rising: true });
     bar.update(null, "Scheduled");
-    replace(follow, h("p", {}, `“${clipName}”: asked for ${formatSeconds(asked.length)} from ${formatSeconds(asked.from)}.`), bar.element);
+    replace(
+      follow,
+      h(
+        "p",
+        {},
+        `“${clipName}”: asked for ${formatSeconds(asked.length)} from ${formatSeconds(asked.from)}.`,
+      ),
+      bar.element,
+    );
     // The API does not link a request to its video: the request of this upload is the
     // newest one listed right after it was answered (as the command line does).
     let requestId = null;
@@ -307,16 +443,28 @@ export function render(main, { hashId }, app) {
     const check = async () => {
       if (done || !alive) return;
       try {
-        const [clipList, requestList] = await Promise.all([api("/api/v1/users/videos"), api("/api/v1/users/requests")]);
+        const [clipList, requestList] = await Promise.all([
+          api("/api/v1/users/videos"),
+          api("/api/v1/users/requests"),
+        ]);
         if (done || !alive) return;
         drawLists(clipList.data, requestList.data);
         const clip = clipList.data.find((item) => item.id === videoId);
         if (clip) return finish(() => showResult(clip, clipName));
         const request = requestList.data.find((item) => item.id === requestId);
         if (request?.attributes.status === "failed") {
-          return finish(() => replace(follow, notice("error", `The clip could not be cut: ${request.attributes.failure_reason || "unknown reason"}.`)));
+          return finish(() =>
+            replace(
+              follow,
+              notice(
+                "error",
+                `The clip could not be cut: ${request.attributes.failure_reason || "unknown reason"}.`,
+              ),
+            ),
+          );
         }
-        if (request) bar.update(request.attributes.progress ?? null, requestLine(request.attributes));
+        if (request)
+          bar.update(request.attributes.progress ?? null, requestLine(request.attributes));
       } catch {
         // the next check, or the stream, will tell
       }
@@ -328,8 +476,19 @@ export function render(main, { hashId }, app) {
       show();
     };
     const stop = subscribe((event) => {
-      if (event.type === "job.progress" && event.data?.job === "trim" && event.data.id === requestId) {
-        bar.update(event.data.fraction, requestLine({ status: "processing", progress: event.data.fraction, eta_seconds: event.data.eta_seconds }));
+      if (
+        event.type === "job.progress" &&
+        event.data?.job === "trim" &&
+        event.data.id === requestId
+      ) {
+        bar.update(
+          event.data.fraction,
+          requestLine({
+            status: "processing",
+            progress: event.data.fraction,
+            eta_seconds: event.data.eta_seconds,
+          }),
+        );
       } else if (event.type === "trim.done" || event.type === "trim.failed") {
         check();
       }
@@ -343,7 +502,13 @@ export function render(main, { hashId }, app) {
   }
 
   function showResult(clip, clipName) {
-    const player = h("video", { id: "clip-player", controls: true, playsinline: true, src: clip.attributes.url, "aria-label": `Clip: ${clipName}` });
+    const player = h("video", {
+      id: "clip-player",
+      controls: true,
+      playsinline: true,
+      src: clip.attributes.url,
+      "aria-label": `Clip: ${clipName}`,
+    });
     replace(
       follow,
       notice("success", `“${clipName}” is ready.`),
@@ -355,7 +520,10 @@ export function render(main, { hashId }, app) {
 
   async function loadLists() {
     try {
-      const [clipList, requestList] = await Promise.all([api("/api/v1/users/videos"), api("/api/v1/users/requests")]);
+      const [clipList, requestList] = await Promise.all([
+        api("/api/v1/users/videos"),
+        api("/api/v1/users/requests"),
+      ]);
       if (alive) drawLists(clipList.data, requestList.data);
     } catch (error) {
       if (alive) replace(clips, h("li", {}, notice("error", error.message)));
@@ -369,7 +537,9 @@ export function render(main, { hashId }, app) {
 
   async function restart(requestId) {
     try {
-      await api(`/api/v1/users/requests/${encodeURIComponent(requestId)}/restart`, { method: "POST" });
+      await api(`/api/v1/users/requests/${encodeURIComponent(requestId)}/restart`, {
+        method: "POST",
+      });
       app.toast("Restarted.");
     } catch (error) {
       replace(messages, notice("error", error.message));

@@ -44,7 +44,12 @@ export function render(main, _params, app) {
   let stopFollowing = null;
 
   const messages = h("div", { class: "messages" });
-  const input = h("input", { id: "file", type: "file", accept: "video/*", class: "visually-hidden" });
+  const input = h("input", {
+    id: "file",
+    type: "file",
+    accept: "video/*",
+    class: "visually-hidden",
+  });
   const chosen = h("span", { class: "chosen" }, "No file chosen");
   const limits = h("p", { class: "hint", id: "upload-limits" });
   const zone = h(
@@ -56,11 +61,20 @@ export function render(main, _params, app) {
     input,
   );
   const title = h("input", { id: "title", name: "title", maxlength: "200" });
-  const description = h("textarea", { id: "description", name: "description", rows: "3", maxlength: "5000" });
+  const description = h("textarea", {
+    id: "description",
+    name: "description",
+    rows: "3",
+    maxlength: "5000",
+  });
   const isPrivate = h("input", { id: "is-private", type: "checkbox" });
   const submit = h("button", { type: "submit", class: "btn btn-primary" }, "Upload");
   const cancel = h("button", { type: "button", class: "btn", hidden: true }, "Cancel");
-  const discard = h("button", { type: "button", class: "btn", hidden: true }, "Discard the unfinished upload");
+  const discard = h(
+    "button",
+    { type: "button", class: "btn", hidden: true },
+    "Discard the unfinished upload",
+  );
   const transfer = progressBar("Upload progress");
   transfer.element.hidden = true;
   const processing = h("div", { class: "follow", "aria-live": "polite" });
@@ -98,7 +112,9 @@ export function render(main, _params, app) {
   function choose(candidate) {
     replace(messages);
     file = candidate;
-    chosen.textContent = candidate ? `${candidate.name} (${formatBytes(candidate.size)})` : "No file chosen";
+    chosen.textContent = candidate
+      ? `${candidate.name} (${formatBytes(candidate.size)})`
+      : "No file chosen";
     if (!candidate) return;
     const problem = refusal(candidate, config);
     if (problem) {
@@ -109,7 +125,14 @@ export function render(main, _params, app) {
     if (!title.value) title.value = candidate.name.replace(/\.[^.]+$/, "");
     const unfinished = unfinishedUpload(candidate);
     discard.hidden = !unfinished;
-    if (unfinished) replace(messages, notice("info", "Part of this file was sent before: uploading it again sends only the rest."));
+    if (unfinished)
+      replace(
+        messages,
+        notice(
+          "info",
+          "Part of this file was sent before: uploading it again sends only the rest.",
+        ),
+      );
   }
 
   input.addEventListener("change", () => choose(input.files[0] || null));
@@ -161,7 +184,10 @@ export function render(main, _params, app) {
         onProgress: (sent, total) => {
           const seconds = (performance.now() - started) / 1000;
           const eta = sent > 0 ? ((total - sent) * seconds) / sent : null;
-          transfer.update(sent / total, `${formatBytes(sent)} of ${formatBytes(total)} sent${sent < total && eta !== null ? `, ${formatEta(eta)}` : ""}`);
+          transfer.update(
+            sent / total,
+            `${formatBytes(sent)} of ${formatBytes(total)} sent${sent < total && eta !== null ? `, ${formatEta(eta)}` : ""}`,
+          );
         },
       });
       if (!alive) return;
@@ -190,7 +216,15 @@ export function render(main, _params, app) {
     const line = h("p", {}, `“${name}” is uploaded and being processed.`);
     replace(processing, line, bar.element);
     const userId = currentSession()?.userId;
-    const watchLink = () => h("a", { class: "btn btn-primary", href: `#/watch/${encodeURIComponent(userId)}/${encodeURIComponent(hashId)}` }, "Watch it");
+    const watchLink = () =>
+      h(
+        "a",
+        {
+          class: "btn btn-primary",
+          href: `#/watch/${encodeURIComponent(userId)}/${encodeURIComponent(hashId)}`,
+        },
+        "Watch it",
+      );
     let done = false;
     const finish = (ready, reason) => {
       if (done) return;
@@ -199,16 +233,31 @@ export function render(main, _params, app) {
       stopFollowing = null;
       if (ready) {
         bar.update(1, "Ready");
-        replace(processing, notice("success", `“${name}” is ready.`), h("p", { class: "actions" }, watchLink(), h("a", { class: "btn", href: "#/my" }, "My videos")));
+        replace(
+          processing,
+          notice("success", `“${name}” is ready.`),
+          h(
+            "p",
+            { class: "actions" },
+            watchLink(),
+            h("a", { class: "btn", href: "#/my" }, "My videos"),
+          ),
+        );
       } else {
-        replace(processing, notice("error", `“${name}” could not be processed: ${reason || "unknown reason"}.`), h("p", {}, h("a", { href: "#/my" }, "Retry it from My videos")));
+        replace(
+          processing,
+          notice("error", `“${name}” could not be processed: ${reason || "unknown reason"}.`),
+          h("p", {}, h("a", { href: "#/my" }, "Retry it from My videos")),
+        );
       }
     };
     const check = async () => {
       try {
         const mine = await api("/video/my/");
         if (mine.videos.some((video) => video.hash_id === hashId)) finish(true);
-        const failed = mine.unprocessed_videos.find((video) => video.hash_id === hashId && video.status === "failed");
+        const failed = mine.unprocessed_videos.find(
+          (video) => video.hash_id === hashId && video.status === "failed",
+        );
         if (failed) finish(false, failed.failure_reason);
       } catch {
         // the stream or the next check will tell
@@ -217,8 +266,14 @@ export function render(main, _params, app) {
     const stop = subscribe((event) => {
       const data = event.data;
       if (event.type === "job.progress" && data?.job === "video" && data.id === hashId) {
-        bar.update(data.fraction, `${Math.round(data.fraction * 100)} %${data.eta_seconds ? `, ${formatEta(data.eta_seconds)}` : ""}`);
-      } else if ((event.type === "video.ready" || event.type === "video.failed") && data?.hash_id === hashId) {
+        bar.update(
+          data.fraction,
+          `${Math.round(data.fraction * 100)} %${data.eta_seconds ? `, ${formatEta(data.eta_seconds)}` : ""}`,
+        );
+      } else if (
+        (event.type === "video.ready" || event.type === "video.failed") &&
+        data?.hash_id === hashId
+      ) {
         check();
       }
     });

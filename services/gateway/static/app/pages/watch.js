@@ -22,7 +22,11 @@ export function render(main, { userId, hashId }, app) {
       loading.remove();
       const message =
         error.status === 404 ? "This video does not exist, or it was deleted." : error.message;
-      main.append(h("h1", {}, "Video unavailable"), notice("error", message), h("p", {}, h("a", { href: "#/explore" }, "Explore other videos")));
+      main.append(
+        h("h1", {}, "Video unavailable"),
+        notice("error", message),
+        h("p", {}, h("a", { href: "#/explore" }, "Explore other videos")),
+      );
       return;
     }
     if (!alive) return;
@@ -47,13 +51,22 @@ export function render(main, { userId, hashId }, app) {
         "article",
         { class: "watch" },
         h("div", { class: "player-frame" }, element),
-        h("h1", { class: "watch-title" }, video.title, video.is_private ? h("span", { class: "badge" }, "Private") : null),
+        h(
+          "h1",
+          { class: "watch-title" },
+          video.title,
+          video.is_private ? h("span", { class: "badge" }, "Private") : null,
+        ),
         h(
           "p",
           { class: "meta" },
           isOwner
             ? "Your video"
-            : h("a", { href: `#/user/${encodeURIComponent(video.user_id)}` }, "More from this uploader"),
+            : h(
+                "a",
+                { href: `#/user/${encodeURIComponent(video.user_id)}` },
+                "More from this uploader",
+              ),
           " · ",
           formatDate(video.listing_time || video.upload_time),
           video.duration_seconds !== null ? ` · ${formatDuration(video.duration_seconds)}` : "",
@@ -66,7 +79,11 @@ export function render(main, { userId, hashId }, app) {
               "p",
               { class: "actions" },
               h("a", { class: "btn", href: "#/my" }, "Edit in My videos"),
-              h("a", { class: "btn", href: `#/trim/${encodeURIComponent(video.hash_id)}` }, "Trim a clip"),
+              h(
+                "a",
+                { class: "btn", href: `#/trim/${encodeURIComponent(video.hash_id)}` },
+                "Trim a clip",
+              ),
             )
           : null,
       ),
