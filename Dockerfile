@@ -20,7 +20,7 @@ ARG PYTHON_IMAGE=python:3.11-slim
 # Front-end packages the gateway serves at /static/ (pinned by web/package-lock.json).
 FROM node:20-slim AS assets
 COPY web/package.json web/package-lock.json /web/
-RUN npm ci --prefix /web --no-audit --no-fund --ignore-scripts
+RUN npm ci --prefix /web --omit=dev --no-audit --no-fund --ignore-scripts
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore
