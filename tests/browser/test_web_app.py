@@ -317,10 +317,11 @@ async def test_a_large_file_goes_up_resumably_and_resumes_after_a_cancel(
     http: aiohttp.ClientSession, gateway_url: str, page: Page, tmp_path: Path
 ) -> None:
     """The resumable path (multipart, one presigned PUT per part) that files of 64 MiB
-    and more take, here for a small clip (`multipartFrom: 1`): cancelled once begun,
-    then chosen again, it resumes the same upload and is processed."""
+    and more take, here for a clip of two of the test stack's parts (`multipartFrom:
+    1`): cancelled once begun, then chosen again, it resumes the same upload and is
+    processed."""
     account = await make_user(http, gateway_url)
-    clip = await asyncio.to_thread(factory.make_clip, tmp_path / "big.mp4", seconds=2)
+    clip = await asyncio.to_thread(factory.make_two_part_clip, tmp_path / "big.mp4")
     problems: list[str] = []
     page.on("pageerror", lambda error: problems.append(str(error)))
     await sign_in_page(page, gateway_url, account)

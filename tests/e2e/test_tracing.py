@@ -172,10 +172,19 @@ async def test_an_upload_through_the_gateway_is_one_trace_down_to_the_transcoder
     def consumed(service: str, event_type: str) -> list[Received]:
         return spans.find(service, CONSUMER, f"process {event_type}")
 
-    async def back_at_catalog() -> list[Received]:
+    def reaches_a_root(span: Received) -> bool:
+        trace = spans.of_trace(span.trace_id)
+        while span.parent_id in trace:
+            span = trace[span.parent_id]
+        return not span.parent_id
+
+    async def back_at_catalog() -> list[Received] | None:
         # The transcoder's result, consumed by catalog (by its results, webhook and
-        # event-log queues alike): the far end of the trace.
-        return consumed("catalog", "trim.completed")
+        # event-log queues alike): the far end of the trace, once every span up to its
+        # root was exported (each service exports on its own, the transcoder's
+        # consumer span last: it ends after the result is published).
+        found = consumed("catalog", "trim.completed")
+        return found if found and all(reaches_a_root(s) for s in found) else None
 
     done, *also_done = await eventually(back_at_catalog, within=WITHIN, interval=0.1)
     assert {s.trace_id for s in also_done} <= {done.trace_id}
