@@ -35,8 +35,9 @@ class CatalogSettings(KinoSettings, MongoSettings, BrokerSettings, StorageSettin
     upload_max_size_bytes: int = Field(default=2 * 1024**3, ge=1)
     #: Content types a client may upload (JSON list in the environment).
     upload_valid_file_types: tuple[str, ...] = DEFAULT_VIDEO_TYPES
-    #: How long upload instructions stay valid.
-    upload_policy_ttl_seconds: int = Field(default=3600, ge=60)
+    #: How long upload instructions stay valid (a resumable upload too); at most the
+    #: 7 days an S3 presigned URL may last.
+    upload_policy_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
     #: Part size of resumable (multipart) uploads; raised for a file that would need
     #: more than S3's 10 000 parts. S3 refuses parts under 5 MiB but the last.
     upload_part_size_bytes: int = Field(default=16 * 1024**2, ge=5 * 1024**2, le=5 * 1024**3)
