@@ -246,8 +246,9 @@ class KinoClient:
         self._check(response, Auth.REQUIRED)
         return self._parse(MultipartUpload, response)
 
-    def put_part(self, hash_id: str, number: int, data: bytes, on_sent: OnSent) -> None:
-        """PUT one part straight to storage, at the presigned URL Kino gives for it."""
+    def put_part(self, hash_id: str, number: int, data: bytes, on_sent: OnSent) -> str:
+        """PUT one part straight to storage, at the presigned URL Kino gives for it;
+        returns the part's ETag."""
         path = f"/video/upload/multipart/{hash_id}/parts/{number}"
         url = self._parse(PartUrl, self._call("GET", path, Auth.REQUIRED)).url
 
@@ -262,9 +263,14 @@ class KinoClient:
         with self._reaching("storage"):
             response = self._storage.put(url, content=chunks(), headers=headers)
         _check_storage(response, f"part {number}")
+        return str(response.headers.get("ETag", ""))
 
-    def complete_multipart(self, hash_id: str) -> None:
-        self._call("POST", f"/video/upload/multipart/{hash_id}/complete", Auth.REQUIRED)
+    def complete_multipart(self, hash_id: str, etags: Mapping[int, str]) -> None:
+        """Join the parts: those named by their ETags, which settles which copy of a
+        part sent twice is meant."""
+        parts = [{"part_number": n, "etag": etag} for n, etag in etags.items() if etag]
+        path = f"/video/upload/multipart/{hash_id}/complete"
+        self._call("POST", path, Auth.REQUIRED, json={"parts": parts})
 
     def update_video(
         self, hash_id: str, *, title: str | None = None, is_private: bool | None = None

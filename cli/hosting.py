@@ -11,7 +11,8 @@ sends the file straight to storage, in one of two ways:
   same file resumes: it finds the account's pending resumable upload of the same file
   name and size, and sends only the parts storage does not already hold with the same
   bytes (S3's ETag of a part is the MD5 of its bytes, compared with the local file's;
-  a part that differs or cannot be compared is sent again). Nothing is kept on disk.
+  a part that differs or cannot be compared is sent again, and completing names each
+  part's ETag, so the copy sent last is the one joined). Nothing is kept on disk.
 
 Following processing reads the live event stream (`GET /api/v1/users/events`): the
 stream is opened first, then the video's state is read once (it may be done already),
@@ -92,16 +93,19 @@ class PreparedUpload:
         if self.multipart is None:
             raise KinoError("nothing to send the file with")  # prepare() sets one
         stored = {part.part_number: part.etag for part in self.multipart.uploaded_parts}
+        etags: dict[int, str] = {}
         with self.path.open("rb") as file:
             for number in range(1, self.multipart.parts + 1):
                 start, length = self.multipart.part_range(number)
                 file.seek(start)
                 data = file.read(length)
-                if stored.get(number) == hashlib.md5(data, usedforsecurity=False).hexdigest():
+                digest = hashlib.md5(data, usedforsecurity=False).hexdigest()
+                if stored.get(number) == digest:
+                    etags[number] = digest
                     on_sent(length)  # already there, byte for byte
                     continue
-                client.put_part(self.hash_id, number, data, on_sent)
-        client.complete_multipart(self.hash_id)
+                etags[number] = client.put_part(self.hash_id, number, data, on_sent)
+        client.complete_multipart(self.hash_id, etags)
 
 
 def _unfinished_upload(client: KinoClient, path: Path, size: int) -> MultipartUpload | None:

@@ -285,8 +285,9 @@ async def send_upload_part(
     hash_id: str,
     number: int,
     data: bytes,
-) -> None:
-    """PUT part `number` of a resumable upload to the presigned URL the API gives."""
+) -> str:
+    """PUT part `number` of a resumable upload to the presigned URL the API gives;
+    returns the part's ETag."""
     async with http.get(
         f"{base_url}/video/upload/multipart/{hash_id}/parts/{number}", headers=headers
     ) as response:
@@ -294,6 +295,7 @@ async def send_upload_part(
         url = (await response.json())["url"]
     async with http.put(url, data=data) as stored:
         assert stored.status == 200, await stored.text()
+        return stored.headers["ETag"]
 
 
 async def my_videos(

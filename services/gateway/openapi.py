@@ -28,6 +28,7 @@ from services.catalog.events.schemas import EventStreamQuery
 from services.catalog.hosting.schemas import (
     ExploreQuery,
     FileUploadSignedInstructions,
+    MultipartCompleteBody,
     MultipartUploadBody,
     MultipartUploadRecord,
     MultipartUploadState,
@@ -110,6 +111,8 @@ class Body:
     files: tuple[str, ...] = ()
     #: The seed's own request (its fields, files left out), for the flat media types.
     example: Mapping[str, Any] | None = None
+    #: Whether a request must have a body (an optional one may be left empty).
+    required: bool = True
 
 
 @dataclass(frozen=True)
@@ -245,7 +248,9 @@ OPERATIONS: tuple[Operation, ...] = (
         "complete_multipart_upload", "POST", "/video/upload/multipart/{hash_id}/complete",
         "Complete A Resumable Upload", "hosting",
         {202: Reply("Accepted: processing starts", UnprocessedVideo), 404: "Not Found",
-         409: "Parts are missing or of the wrong size", 410: "The upload expired"},
+         409: "Parts are missing or of the wrong size", 410: "The upload expired",
+         422: "Validation Error"},
+        body=Body(MultipartCompleteBody, (JSON,), required=False),
         description=_RESUMABLE,
     ),
     Operation(
@@ -517,7 +522,7 @@ class _Schemas:
                 content[media_type] = {"schema": self.of("request", body.model)}
                 if body.example is not None:
                     content[media_type]["example"] = dict(body.example)
-        return {"required": True, "content": content}
+        return {"required": body.required, "content": content}
 
     def response(self, reply: Reply) -> dict[str, Any]:
         response: dict[str, Any] = {"description": reply.description}

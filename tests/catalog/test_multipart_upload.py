@@ -43,8 +43,8 @@ async def begun(http: aiohttp.ClientSession, catalog: LoneCatalog) -> dict[str, 
 
 async def put_part(
     http: aiohttp.ClientSession, catalog: LoneCatalog, hash_id: str, number: int, data: bytes
-) -> None:
-    await send_upload_part(http, catalog.url, catalog.headers(), hash_id, number, data)
+) -> str:
+    return await send_upload_part(http, catalog.url, catalog.headers(), hash_id, number, data)
 
 
 async def state(http: aiohttp.ClientSession, catalog: LoneCatalog, hash_id: str) -> dict[str, Any]:
@@ -56,10 +56,16 @@ async def state(http: aiohttp.ClientSession, catalog: LoneCatalog, hash_id: str)
 
 
 async def complete(
-    http: aiohttp.ClientSession, catalog: LoneCatalog, hash_id: str
+    http: aiohttp.ClientSession,
+    catalog: LoneCatalog,
+    hash_id: str,
+    etags: dict[int, str] | None = None,
 ) -> tuple[int, dict[str, Any]]:
+    body = {"parts": [{"part_number": n, "etag": e} for n, e in etags.items()]} if etags else None
     async with http.post(
-        f"{catalog.url}/video/upload/multipart/{hash_id}/complete", headers=catalog.headers()
+        f"{catalog.url}/video/upload/multipart/{hash_id}/complete",
+        json=body,
+        headers=catalog.headers(),
     ) as response:
         return response.status, dict(await response.json())
 
@@ -124,6 +130,22 @@ async def test_a_part_of_the_wrong_size_is_refused_until_it_is_sent_again(
     await put_part(http, catalog, hash_id, 1, FILE[:PART_SIZE])
     assert (await complete(http, catalog, hash_id))[0] == 202
     assert len(await catalog.uploaded_events()) == 1
+    assert stored_bytes(s3, bucket, hash_id) == FILE
+
+
+async def test_the_etags_named_at_completion_say_which_copy_of_a_resent_part_is_joined(
+    http: aiohttp.ClientSession, catalog: LoneCatalog, s3: Minio, bucket: str
+) -> None:
+    """A part sent again with other bytes of the same size: S3 keeps the last copy, but
+    SeaweedFS lists both (stored in the same second), so the client's ETags decide."""
+    hash_id = (await begun(http, catalog))["hash_id"]
+    await put_part(http, catalog, hash_id, 1, bytes(PART_SIZE))  # damaged
+    first = await put_part(http, catalog, hash_id, 1, FILE[:PART_SIZE])
+    second = await put_part(http, catalog, hash_id, 2, FILE[PART_SIZE:])
+
+    status, error = await complete(http, catalog, hash_id, {1: '"' + "0" * 32 + '"'})
+    assert (status, error["detail"]) == (409, f"Part 1 with ETag {'0' * 32} is not stored")
+    assert (await complete(http, catalog, hash_id, {1: first, 2: second}))[0] == 202
     assert stored_bytes(s3, bucket, hash_id) == FILE
 
 

@@ -13,6 +13,7 @@ from services.catalog.hosting.schemas import (
     ExploreQuery,
     FileUploadSignedInstructions,
     LadderPublic,
+    MultipartCompleteBody,
     MultipartUploadBody,
     MultipartUploadRecord,
     MultipartUploadState,
@@ -50,10 +51,14 @@ def _page(hosting: HostingService, page: VideoPage) -> web.Response:
     )
 
 
-async def _json_body(request: web.Request) -> object:
-    """The JSON body; None (a validation error for the model) if it is not JSON."""
+async def _json_body(request: web.Request, *, empty: object = None) -> object:
+    """The JSON body, `empty` if there is none; None (a validation error for the model)
+    if it is not JSON."""
+    raw = await request.read()
+    if not raw.strip():
+        return empty
     try:
-        return json.loads(await request.read() or b"null")
+        return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
 
@@ -114,8 +119,13 @@ async def part_upload_url(request: web.Request) -> web.Response:
 
 @routes.post("/video/upload/multipart/{hash_id}/complete")
 async def complete_multipart_upload(request: web.Request) -> web.Response:
+    user_id = require_user(request)
+    body = parse(MultipartCompleteBody, await _json_body(request, empty={}), "body")
     video = await request.app[HOSTING_SERVICE].complete_multipart_upload(
-        require_user(request), request.match_info["hash_id"], correlation_id=request[REQUEST_ID]
+        user_id,
+        request.match_info["hash_id"],
+        {part.part_number: part.etag for part in body.parts},
+        correlation_id=request[REQUEST_ID],
     )
     return json_response(UnprocessedVideo.of(video), status=202)
 

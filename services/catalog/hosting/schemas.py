@@ -73,6 +73,24 @@ class MultipartUploadBody(BaseModel):
     size: int = Field(ge=1)
 
 
+class CompletedPart(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    part_number: int = Field(ge=1)
+    #: The `ETag` storage answered the part's PUT with.
+    etag: str = Field(min_length=1, max_length=200)
+
+
+class MultipartCompleteBody(BaseModel):
+    """Optional: the ETags storage gave the parts' PUTs. A part sent more than once is
+    then the copy named here (SeaweedFS keeps every copy until completion); a part not
+    named is the copy of the agreed size, else the latest."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    parts: list[CompletedPart] = Field(default=[], max_length=10_000)
+
+
 class PartNumberPath(BaseModel):
     model_config = ConfigDict(extra="ignore")
 

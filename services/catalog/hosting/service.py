@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -123,19 +124,31 @@ def validate_file_name(file_name: str) -> str:
     return name
 
 
-def _current_parts(multipart: MultipartUpload, listed: list[StoredPart]) -> list[StoredPart]:
-    """One part per number. Where storage lists a part sent twice (SeaweedFS does),
-    the one of the agreed size is the resend that fixed it; else the latest."""
+def _current_parts(
+    multipart: MultipartUpload, listed: list[StoredPart], etags: Mapping[int, str] | None = None
+) -> list[StoredPart]:
+    """One part per number. Where storage lists a part sent twice (SeaweedFS does), the
+    copy whose ETag the client named; else the one of the agreed size (the resend that
+    fixed it), else the latest."""
+    named = {number: _bare_etag(etag) for number, etag in (etags or {}).items()}
 
-    def rank(part: StoredPart) -> tuple[bool, datetime]:
+    def rank(part: StoredPart) -> tuple[bool, bool, datetime]:
         fits = part.number <= multipart.parts and part.size == multipart.part_bytes(part.number)
-        return fits, part.stored_at
+        return named.get(part.number) == _bare_etag(part.etag), fits, part.stored_at
 
     current: dict[int, StoredPart] = {}
     for part in listed:
         if part.number not in current or rank(part) >= rank(current[part.number]):
             current[part.number] = part
+    for number, etag in named.items():
+        if number in current and _bare_etag(current[number].etag) != etag:
+            raise UploadIncomplete(f"Part {number} with ETag {etag} is not stored")
     return [current[number] for number in sorted(current)]
+
+
+def _bare_etag(etag: str) -> str:
+    """An ETag as S3 lists it and as clients quote it, compared alike."""
+    return etag.strip().strip('"').lower()
 
 
 def _check_parts(multipart: MultipartUpload, parts: list[StoredPart]) -> None:
@@ -230,9 +243,15 @@ class HostingService(MediaJobLifecycle[Video]):
         return url, video
 
     async def complete_multipart_upload(
-        self, user_id: str, hash_id: str, *, correlation_id: str | None
+        self,
+        user_id: str,
+        hash_id: str,
+        etags: Mapping[int, str],
+        *,
+        correlation_id: str | None,
     ) -> Video:
-        """Join the parts and start processing. Completing again changes nothing."""
+        """Join the parts and start processing; `etags` name the copy of a part sent
+        more than once. Completing again changes nothing."""
         video = await self._videos.get(hash_id)
         if (
             video is not None
@@ -244,7 +263,7 @@ class HostingService(MediaJobLifecycle[Video]):
         video, multipart = await self._pending_multipart(user_id, hash_id)
         try:
             listed = await self._storage.stored_parts(video.upload_key, multipart.upload_id)
-            parts = _current_parts(multipart, listed)
+            parts = _current_parts(multipart, listed, etags)
             _check_parts(multipart, parts)
             await self._storage.complete_multipart(video.upload_key, multipart.upload_id, parts)
         except ObjectMissing:
