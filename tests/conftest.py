@@ -28,6 +28,7 @@ from devstack.services import RunningServices, start_services
 from devstack.stores import StoreEndpoints, start_stores
 from services.auth.token_issuer import generate_private_key_pem
 from tests.polling import eventually
+from tests.stack_cleanup import declared_queues
 
 S = TypeVar("S", bound=BaseSettings)
 
@@ -150,17 +151,7 @@ def stack(
     """The four services as processes, started as `make run` starts them."""
     with start_services(service_env, run_dir / "services") as running:
         yield running
-    for service, subscription in (
-        ("catalog", "users"),
-        ("catalog", "video-results"),
-        ("catalog", "storage-events"),
-        ("catalog", "trim-results"),
-        ("catalog", "webhook-events"),
-        ("catalog", "event-log"),
-        ("transcoder", "jobs"),
-    ):
-        main = f"{namespace}.{service}.{subscription}"
-        amqp_cleanup.extend([main, f"{main}.retry", f"{main}.dlq"])
+    amqp_cleanup.extend(declared_queues(namespace))
 
 
 @pytest.fixture(scope="session")

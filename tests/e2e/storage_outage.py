@@ -23,17 +23,10 @@ from devstack.processes import EmbeddedServer
 from devstack.s3_server import S3Credentials, remove_weed_sockets, run_seaweedfs
 from devstack.services import start_services
 from devstack.stores import DEV_S3_ACCESS_KEY, DEV_S3_SECRET_KEY
+from tests.stack_cleanup import declared_exchanges
+
 
 #: The queues a stack's services declare, as in the session's `stack` fixture.
-SUBSCRIPTIONS = (
-    ("catalog", "users"),
-    ("catalog", "video-results"),
-    ("catalog", "storage-events"),
-    ("catalog", "trim-results"),
-    ("transcoder", "jobs"),
-)
-
-
 @dataclass
 class PrivateS3:
     """`weed mini` on ports and a data directory of its own."""
@@ -107,21 +100,6 @@ class OutageStack:
 
 def stack_prefix(name: str) -> str:
     return f"s3out-{uuid.uuid4().hex[:8]}-{name}"
-
-
-def declared_exchanges(prefix: str) -> list[str]:
-    """The exchanges a stack with this prefix declares (`KINO_AMQP_EXCHANGE`,
-    `KINO_STORAGE_EVENTS_EXCHANGE`)."""
-    return [f"kino.{prefix}", f"kino.storage.{prefix}"]
-
-
-def declared_queues(prefix: str) -> list[str]:
-    """Every queue a stack with this prefix declares: main, retry and DLQ of each."""
-    names = []
-    for service, subscription in SUBSCRIPTIONS:
-        main = f"{prefix}.{service}.{subscription}"
-        names += [main, f"{main}.retry", f"{main}.dlq"]
-    return names
 
 
 @contextmanager

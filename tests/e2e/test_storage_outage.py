@@ -40,14 +40,13 @@ from tests.conftest import Account, make_user, my_videos, upload_video
 from tests.e2e.storage_outage import (
     OutageStack,
     PrivateS3,
-    declared_exchanges,
-    declared_queues,
     outage_stack,
     private_s3,
     stack_prefix,
 )
 from tests.e2e.test_trimming_api import post_video, requests_of, trim_form
 from tests.polling import eventually
+from tests.stack_cleanup import declared_exchanges, declared_queues
 from tests.transcoder.media_factory import make_clip
 
 OUTAGE_SECONDS = 45.0

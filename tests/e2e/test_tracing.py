@@ -32,7 +32,7 @@ from devstack.stores import StoreEndpoints
 from tests.conftest import make_user, serve
 from tests.e2e.test_trimming_api import post_video, trim_form
 from tests.polling import eventually
-from tests.stack_cleanup import delete_exchanges, remove_bucket
+from tests.stack_cleanup import declared_queues, delete_exchanges, remove_bucket
 from tests.transcoder.media_factory import make_clip
 
 WITHIN = 30.0
@@ -122,17 +122,7 @@ async def traced_gateway(
         # Exported within 100 ms of ending, not the default 5 s.
         "OTEL_BSP_SCHEDULE_DELAY": "100",
     }
-    for service, subscription in (
-        ("catalog", "users"),
-        ("catalog", "video-results"),
-        ("catalog", "storage-events"),
-        ("catalog", "trim-results"),
-        ("catalog", "webhook-events"),
-        ("catalog", "event-log"),
-        ("transcoder", "jobs"),
-    ):
-        main = f"{prefix}.{service}.{subscription}"
-        amqp_cleanup.extend([main, f"{main}.retry", f"{main}.dlq"])
+    amqp_cleanup.extend(declared_queues(prefix))
     with contextlib.ExitStack() as stop:
         # A database of its own: the session's catalog must not see this one's jobs.
         mongo = await asyncio.to_thread(

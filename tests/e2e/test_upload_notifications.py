@@ -35,7 +35,7 @@ from tests.conftest import (
     upload_to_storage,
 )
 from tests.polling import eventually
-from tests.stack_cleanup import delete_exchanges, remove_bucket
+from tests.stack_cleanup import declared_queues, delete_exchanges, remove_bucket
 from tests.transcoder.media_factory import make_clip
 
 #: Catalog must have picked the upload up this soon after storage answered the POST.
@@ -62,15 +62,7 @@ async def quiet_reconciler(
         "KINO_S3_BUCKET": f"kino-{prefix}",
         "KINO_UPLOAD_RECONCILE_INTERVAL_SECONDS": "3600",
     }
-    for service, subscription in (
-        ("catalog", "users"),
-        ("catalog", "video-results"),
-        ("catalog", "storage-events"),
-        ("catalog", "trim-results"),
-        ("transcoder", "jobs"),
-    ):
-        main = f"{prefix}.{service}.{subscription}"
-        amqp_cleanup.extend([main, f"{main}.retry", f"{main}.dlq"])
+    amqp_cleanup.extend(declared_queues(prefix))
     with contextlib.ExitStack() as stop:
         # A database of its own: its catalog must not pick up the session's videos.
         mongo = await asyncio.to_thread(

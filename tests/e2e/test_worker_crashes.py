@@ -37,7 +37,7 @@ from devstack.supervisor import RestartPolicy, Supervisor, answers_ready
 from tests.conftest import Account, make_user, my_videos, upload_video
 from tests.e2e.test_trimming_api import post_video, requests_of, trim_form
 from tests.polling import eventually
-from tests.stack_cleanup import delete_exchanges, remove_bucket
+from tests.stack_cleanup import declared_queues, delete_exchanges, remove_bucket
 from tests.transcoder.media_factory import make_clip
 
 #: Small, so that case 2 reaches it with two kills.
@@ -104,15 +104,7 @@ async def crash_stack(
         "KINO_S3_BUCKET": f"kino-{prefix}",
         "KINO_JOB_DELIVERY_LIMIT": str(DELIVERY_LIMIT),
     }
-    for service, subscription in (
-        ("catalog", "users"),
-        ("catalog", "video-results"),
-        ("catalog", "storage-events"),
-        ("catalog", "trim-results"),
-        ("transcoder", "jobs"),
-    ):
-        main = f"{prefix}.{service}.{subscription}"
-        amqp_cleanup.extend([main, f"{main}.retry", f"{main}.dlq"])
+    amqp_cleanup.extend(declared_queues(prefix))
     with contextlib.ExitStack() as stop:
         # A database of its own: catalogs sharing one would share their held jobs (fair
         # share) across exchanges and buckets that are not shared.
